@@ -1,0 +1,1 @@
+"""voxserve backends layer (see docs/architecture in README)."""

@@ -1,0 +1,1 @@
+"""voxserve bench layer (see docs/architecture in README)."""

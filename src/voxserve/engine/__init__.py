@@ -1,0 +1,1 @@
+"""voxserve engine layer (see docs/architecture in README)."""

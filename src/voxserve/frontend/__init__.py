@@ -1,0 +1,1 @@
+"""voxserve frontend layer (see docs/architecture in README)."""

@@ -1,0 +1,1 @@
+"""voxserve models layer (see docs/architecture in README)."""

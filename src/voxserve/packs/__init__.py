@@ -1,0 +1,1 @@
+"""voxserve packs layer (see docs/architecture in README)."""

@@ -1,0 +1,1 @@
+"""voxserve server layer (see docs/architecture in README)."""
