@@ -61,7 +61,7 @@ class AcousticModel(nn.Module):
     Must be deterministic in eval mode (no dropout at inference).
     """
 
-    def forward(  # noqa: D102 - documented on the class
+    def forward(
         self,
         ids: torch.Tensor,
         lengths: torch.Tensor,
@@ -82,5 +82,5 @@ class Vocoder(nn.Module):
 
     hop_length: int
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

