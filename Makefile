@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[reference,judge,bench,test]"
+	$(BIN)/pip install -q -e ".[reference,judge,bench,test,emotivoice]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -13,6 +13,7 @@ from types import ModuleType
 FAMILIES: dict[str, str] = {
     "fastspeech2": "voxserve.models.fastspeech2",
     "mbmelgan": "voxserve.models.mbmelgan",
+    "emotivoice": "voxserve.models.emotivoice",
 }
 
 

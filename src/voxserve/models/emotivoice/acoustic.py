@@ -75,14 +75,20 @@ class Acoustic(AcousticModel):
         super().__init__()
         c = config
         self.config = c
-        self.encoder = Encoder(c.hidden, c.encoder_heads, c.encoder_layers, c.hidden * c.ffn_expansion, c.encoder_ffn_kernel)
-        self.decoder = Encoder(c.hidden, c.decoder_heads, c.decoder_layers, c.hidden * c.ffn_expansion, c.decoder_ffn_kernel)
+        self.encoder = Encoder(
+            c.hidden, c.encoder_heads, c.encoder_layers, c.hidden * c.ffn_expansion, c.encoder_ffn_kernel
+        )
+        self.decoder = Encoder(
+            c.hidden, c.decoder_heads, c.decoder_layers, c.hidden * c.ffn_expansion, c.decoder_ffn_kernel
+        )
         self.duration_predictor = DurationPredictor(
             c.hidden, c.duration_layers, c.variance_hidden, c.duration_kernel, c.duration_offset
         )
         self.pitch_predictor = VariancePredictor(c.hidden, c.pitch_layers, c.variance_hidden, c.pitch_kernel)
         self.pitch_embed = _embed_conv(c.hidden, c.variance_embed_kernel)
-        self.energy_predictor = VariancePredictor(c.hidden, c.energy_layers, c.variance_hidden, c.energy_kernel)
+        self.energy_predictor = VariancePredictor(
+            c.hidden, c.energy_layers, c.variance_hidden, c.energy_kernel
+        )
         self.energy_embed = _embed_conv(c.hidden, c.variance_embed_kernel)
         self.alignment_module = AlignmentModule(c.hidden, c.n_mels)
         self.to_mel = nn.Linear(c.hidden, c.n_mels)
@@ -121,7 +127,11 @@ class Acoustic(AcousticModel):
         energy = gain * energy + (gain - 1) * (e_mean / e_std)
         pitch, energy = pitch * keep, energy * keep
 
-        x = h + self.pitch_embed(pitch[:, None, :]).transpose(1, 2) + self.energy_embed(energy[:, None, :]).transpose(1, 2)
+        x = (
+            h
+            + self.pitch_embed(pitch[:, None, :]).transpose(1, 2)
+            + self.energy_embed(energy[:, None, :]).transpose(1, 2)
+        )
 
         # An item whose every symbol rounds to 0 frames gets 1 frame per symbol, as the original does.
         silent = durations.sum(1, keepdim=True) == 0
@@ -148,6 +158,10 @@ class Acoustic(AcousticModel):
         style: torch.Tensor | None = None,
     ) -> AcousticOutput:
         if speaker is None or style is None:
-            raise ValueError("EmotiVoice needs speaker ids [B] and style ‖ content embeddings [B, 2*bert_dim]")
+            raise ValueError(
+                "EmotiVoice needs speaker ids [B] and style ‖ content embeddings [B, 2*bert_dim]"
+            )
         a = self.adapt(self.encode(ids, lengths, speaker, style), lengths, controls)
-        return AcousticOutput(self.decode(a.frames, a.mel_lengths), a.mel_lengths, a.durations, a.pitch, a.energy)
+        return AcousticOutput(
+            self.decode(a.frames, a.mel_lengths), a.mel_lengths, a.durations, a.pitch, a.energy
+        )

@@ -17,7 +17,13 @@ from typing import Any
 
 from voxserve.errors import PackError
 
-_TUPLE_FIELDS = ("pitch_stats", "energy_stats", "upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes")
+_TUPLE_FIELDS = (
+    "pitch_stats",
+    "energy_stats",
+    "upsample_rates",
+    "upsample_kernel_sizes",
+    "resblock_kernel_sizes",
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,9 @@ class Config:
         # Normalize JSON lists to tuples so equality and hashing behave.
         for key in _TUPLE_FIELDS:
             object.__setattr__(self, key, tuple(getattr(self, key)))
-        object.__setattr__(self, "resblock_dilation_sizes", tuple(tuple(d) for d in self.resblock_dilation_sizes))
+        object.__setattr__(
+            self, "resblock_dilation_sizes", tuple(tuple(d) for d in self.resblock_dilation_sizes)
+        )
         where = "emotivoice config"
         if math.prod(self.upsample_rates) != self.hop_length:
             raise PackError(
@@ -114,7 +122,9 @@ class Config:
         if len(self.upsample_kernel_sizes) != len(self.upsample_rates):
             raise PackError(f"{where}: key 'upsample_kernel_sizes' needs one entry per upsample rate")
         if len(self.resblock_dilation_sizes) != len(self.resblock_kernel_sizes):
-            raise PackError(f"{where}: key 'resblock_dilation_sizes' needs one tuple per resblock kernel size")
+            raise PackError(
+                f"{where}: key 'resblock_dilation_sizes' needs one tuple per resblock kernel size"
+            )
         if self.upsample_initial_channel % (2 ** len(self.upsample_rates)):
             raise PackError(f"{where}: key 'upsample_initial_channel' must halve evenly per upsampling")
         for key, heads in (("encoder_heads", self.encoder_heads), ("decoder_heads", self.decoder_heads)):

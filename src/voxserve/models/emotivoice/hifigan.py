@@ -63,9 +63,13 @@ class Generator(Vocoder):
         self.conv_pre = weight_norm(nn.Conv1d(config.n_mels, ch, 7, padding=3))
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
-        for i, (rate, kernel) in enumerate(zip(config.upsample_rates, config.upsample_kernel_sizes, strict=True)):
+        for i, (rate, kernel) in enumerate(
+            zip(config.upsample_rates, config.upsample_kernel_sizes, strict=True)
+        ):
             cin, cout = ch // 2**i, ch // 2 ** (i + 1)
-            self.ups.append(weight_norm(nn.ConvTranspose1d(cin, cout, kernel, rate, padding=(kernel - rate) // 2)))
+            self.ups.append(
+                weight_norm(nn.ConvTranspose1d(cin, cout, kernel, rate, padding=(kernel - rate) // 2))
+            )
             for k, dil in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes, strict=True):
                 self.resblocks.append(ResBlock1(cout, k, dil))
         self.conv_post = weight_norm(nn.Conv1d(cout, 1, 7, padding=3))

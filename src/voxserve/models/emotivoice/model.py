@@ -90,7 +90,9 @@ class Model(nn.Module):
         a = self.adapt(self.encode(ids, lengths, speaker, style, content), lengths, controls)
         mel = self.decode(a.frames, a.mel_lengths)
         wav = self.vocode(mel)
-        return Output(mel, a.mel_lengths, a.durations, a.pitch, a.energy, wav, a.mel_lengths * self.config.hop_length)
+        return Output(
+            mel, a.mel_lengths, a.durations, a.pitch, a.energy, wav, a.mel_lengths * self.config.hop_length
+        )
 
     def fold_weight_norm(self) -> Model:
         """Bake HiFi-GAN's weight norm into plain weights for inference; returns self.

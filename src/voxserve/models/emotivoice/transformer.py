@@ -41,6 +41,8 @@ class LayerNorm(nn.LayerNorm):
 class ScaledPositionalEncoding(nn.Module):
     """Adds ``alpha * sinusoid(position)``; ``alpha`` is learned. Input is not rescaled."""
 
+    pe: torch.Tensor
+
     def __init__(self, dim: int, max_len: int = 5000) -> None:
         super().__init__()
         self.dim = dim
@@ -115,7 +117,9 @@ class EncoderLayer(nn.Module):
         self.norm1 = LayerNorm(dim)
         self.norm2 = LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, keep: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, key_mask: torch.Tensor | None, keep: torch.Tensor | None
+    ) -> torch.Tensor:
         x = x + self.self_attn(self.norm1(x), key_mask)
         return x + self.feed_forward(self.norm2(x), keep)
 

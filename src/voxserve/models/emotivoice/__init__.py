@@ -1,0 +1,12 @@
+"""EmotiVoice (netease-youdao): multi-speaker, prompt-controlled Mandarin/English TTS.
+
+``Config`` and ``Model`` follow the family contract of
+:mod:`voxserve.models.registry`; ``Model`` loads the released ``g_*`` checkpoint
+strictly. The BERT style encoder lives in :mod:`voxserve.models.emotivoice.style`
+and is imported on demand (it needs ``transformers``).
+"""
+
+from voxserve.models.emotivoice.config import Config
+from voxserve.models.emotivoice.model import Model, Output
+
+__all__ = ["Config", "Model", "Output"]

@@ -1,0 +1,1 @@
+"""EmotiVoice release → voxserve pack (``convert``), and a writer of random releases (``layout``)."""
