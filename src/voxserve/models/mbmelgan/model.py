@@ -27,8 +27,10 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(x, self.slope)
-        h = F.leaky_relu(self.conv(F.pad(h, (self.pad, self.pad), mode="reflect")), self.slope)
-        return self.shortcut(x) + self.proj(h)
+        h = self.conv(F.pad(h, (self.pad, self.pad), mode="reflect"))
+        # In place on fresh conv outputs: saves two allocations per block (inference only).
+        h = self.proj(F.leaky_relu_(h, self.slope))
+        return h.add_(self.shortcut(x))
 
 
 class UpStage(nn.Module):
@@ -49,7 +51,8 @@ class UpStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1] * self.scale
         start = self.scale // 2
-        x = self.up(F.leaky_relu(x, self.slope))[..., start : start + n]
+        # contiguous once here rather than a hidden copy in each of the next convs
+        x = self.up(F.leaky_relu(x, self.slope))[..., start : start + n].contiguous()
         for block in self.blocks:
             x = block(x)
         return x
@@ -101,9 +104,31 @@ class Model(Vocoder):
         half += Fraction(cfg.pqmf_taps // 2, cfg.hop_length)
         return math.ceil(half)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """[B, F, n_mels] float log-mel → [B, F * hop_length] float waveform in [-1, 1]."""
+    @property
+    def min_frames(self) -> int:
+        """Fewest frames every reflect padding can mirror (10 for baker); ``forward`` extends shorter input."""
         cfg = self.config
+        need = (cfg.kernel_size - 1) // 2 + 1
+        stack = (cfg.stack_kernel_size - 1) // 2 * max(cfg.stack_dilations)
+        rate = 1
+        for scale in cfg.upsample_scales:
+            rate *= scale
+            need = max(need, stack // rate + 1)
+        return max(need, (cfg.kernel_size - 1) // 2 // rate + 1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """[B, F, n_mels] float log-mel → [B, F * hop_length] float waveform in [-1, 1].
+
+        Input shorter than ``min_frames`` (which the TFLite file rejects) is extended by repeating
+        its last frame, and the output trimmed back to ``F * hop_length``.
+        """
+        cfg = self.config
+        frames = mel.shape[1]
+        if frames == 0:
+            return mel.new_zeros(mel.shape[0], 0)
+        if frames < self.min_frames:
+            mel = F.pad(mel.transpose(1, 2), (0, self.min_frames - frames), mode="replicate").transpose(1, 2)
+            return self.forward(mel)[:, : frames * self.hop_length]
         pad = (cfg.kernel_size - 1) // 2
         x = mel.transpose(1, 2)
         x = self.input_conv(F.pad(x, (pad, pad), mode="reflect"))

@@ -17,8 +17,11 @@ class PQMFSynthesis(nn.Module):
     does a quarter of the multiply-adds and never builds the zero-stuffed signal.
 
     The filters are a buffer loaded with the weights (``filters`` [subbands, taps], oriented for the
-    conv of the two-step form, i.e. as the TFLite file stores them); they are not designed here. Does not do PQMF analysis.
+    conv of the two-step form, i.e. as the TFLite file stores them); they are not designed here.
+    Does not do PQMF analysis.
     """
+
+    filters: torch.Tensor
 
     def __init__(self, subbands: int, taps: int) -> None:
         super().__init__()
@@ -34,4 +37,6 @@ class PQMFSynthesis(nn.Module):
         # The full transposed conv has (T-1)*s + taps samples; sample n of the output is sample
         # n + pad of that. padding crops ``pad`` on each side, output_padding restores the s-1
         # samples at the end that the symmetric crop took (they are valid, not extrapolated).
-        return F.conv_transpose1d(x, weight, stride=self.subbands, padding=pad, output_padding=self.subbands - 1)
+        return F.conv_transpose1d(
+            x, weight, stride=self.subbands, padding=pad, output_padding=self.subbands - 1
+        )

@@ -59,7 +59,7 @@ class _Walker:
     def const(self, t: int) -> np.ndarray:
         return self.f.tensors[t].value()
 
-    def options(self, op: Operator, cls_name: str):  # noqa: ANN201 - a flatbuffer table
+    def options(self, op: Operator, cls_name: str):
         import tflite
 
         table = self._graph.Operators(op.index).BuiltinOptions()
@@ -91,7 +91,7 @@ class _Walker:
         if opts.StrideH() != 1 or opts.StrideW() != 1 or opts.Padding() != 1:  # 1 = VALID
             raise self.fail("expected a stride-1 VALID conv", conv)
         w = self.const(conv.inputs[1])  # [O, H, W, I]
-        time_axis = self._time_axis(expand)
+        time_axis = self.time_axis(expand)
         dilation = opts.DilationWFactor() if time_axis == 2 else opts.DilationHFactor()
         weight = (w[:, 0, :, :] if time_axis == 2 else w[:, :, 0, :]).transpose(0, 2, 1)
         squeeze = self.step(conv.outputs[0], "SQUEEZE")
@@ -106,7 +106,7 @@ class _Walker:
             t = self.f.consumers[t][0].outputs[0]
         return self.bias_add(t)
 
-    def _time_axis(self, expand: Operator) -> int:
+    def time_axis(self, expand: Operator) -> int:
         """Which axis of the 4-D conv input holds time: 1 (H) or 2 (W), from the EXPAND_DIMS axis."""
         axis = int(self.const(expand.inputs[1]))
         axis = axis + 4 if axis < 0 else axis
@@ -215,7 +215,7 @@ def _transposed_conv(w: _Walker, t: int) -> tuple[int, np.ndarray, np.ndarray, i
     opts = w.options(op, "TransposeConvOptions")
     if opts.Padding() != 0:  # 0 = SAME
         raise w.fail("expected SAME padding", op)
-    time_axis = w._time_axis(expand)
+    time_axis = w.time_axis(expand)
     stride = opts.StrideH() if time_axis == 1 else opts.StrideW()
     k = w.const(op.inputs[1])  # [O, H, W, I]
     k = k[:, :, 0, :] if time_axis == 1 else k[:, 0, :, :]  # [O, K, I]
@@ -274,13 +274,18 @@ def _pqmf(w: _Walker, t: int, subbands: int) -> tuple[np.ndarray, int]:
         t = deq[0].outputs[0]
     up = w.step(t, "TRANSPOSE_CONV")
     opts = w.options(up, "TransposeConvOptions")
-    time_axis = w._time_axis(expand)
+    time_axis = w.time_axis(expand)
     stride = opts.StrideH() if time_axis == 1 else opts.StrideW()
     k = w.const(up.inputs[1])
     k = k[:, :, 0, :] if time_axis == 1 else k[:, 0, :, :]  # [O, K, I]
     expected = np.zeros((subbands, subbands, subbands), np.float32)
     expected[np.arange(subbands), 0, np.arange(subbands)] = subbands
-    if stride != subbands or opts.Padding() != 0 or k.shape != expected.shape or not np.array_equal(k, expected):
+    if (
+        stride != subbands
+        or opts.Padding() != 0
+        or k.shape != expected.shape
+        or not np.array_equal(k, expected)
+    ):
         raise w.fail("PQMF upsampling is not zero insertion with gain = subbands", up)
     squeeze = w.step(up.outputs[0], "SQUEEZE")
     pad_op = w.step(squeeze.outputs[0], "PAD")
@@ -297,6 +302,6 @@ def _filter_conv(w: _Walker, t: int) -> tuple[np.ndarray, np.ndarray, int]:
     expand = w.step(t, "EXPAND_DIMS")
     conv = w.step(expand.outputs[0], "CONV_2D")
     wt = w.const(conv.inputs[1])
-    wt = wt[:, 0, :, :] if w._time_axis(expand) == 2 else wt[:, :, 0, :]
+    wt = wt[:, 0, :, :] if w.time_axis(expand) == 2 else wt[:, :, 0, :]
     squeeze = w.step(conv.outputs[0], "SQUEEZE")
     return wt.transpose(0, 2, 1), w.const(conv.inputs[2]), squeeze.outputs[0]
