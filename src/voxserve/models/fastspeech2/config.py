@@ -59,11 +59,28 @@ class Config:
     """Channels of the hidden postnet convolutions."""
     postnet_kernel: int = 5
     """Kernel size, in frames, of the postnet convolutions."""
+    f0_mean_hz: float | None = None
+    """Speaker mean F0 in Hz that the model's pitch z-scores are relative to; None if unknown.
+
+    With ``f0_std_hz`` it turns the pitch control into a true F0 multiplier (see
+    ``Model.adapt``); without them the control scales the z-score, as the source graph does."""
+    f0_std_hz: float | None = None
+    """Speaker F0 standard deviation in Hz (one pitch z-score unit); None if unknown."""
+    energy_mean: float | None = None
+    """Speaker mean frame energy the energy z-scores are relative to; None if unknown.
+
+    The unit is TensorFlowTTS's energy feature: the L2 norm of a frame's STFT
+    magnitude. With ``energy_std`` it makes the energy control multiply that
+    energy; without them the control scales the z-score, as the source graph does."""
+    energy_std: float | None = None
+    """Speaker frame energy standard deviation, in ``energy_mean``'s unit (one energy z-score unit)."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type == "float":
+            if f.type == "float | None" and value is None:
+                continue
+            if f.type.startswith("float"):
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
                 ok = ok and value > 0
             else:
@@ -74,8 +91,13 @@ class Config:
             if getattr(self, name) % 2 == 0:
                 # "same" padding with an even kernel would shift the sequence by half a step.
                 raise PackError(f"fastspeech2 config: {name} must be odd, got {getattr(self, name)}")
+        for mean, std in (("f0_mean_hz", "f0_std_hz"), ("energy_mean", "energy_std")):
+            if (getattr(self, mean) is None) != (getattr(self, std) is None):
+                raise PackError(f"fastspeech2 config: {mean} and {std} must be given together")
         if self.postnet_layers < 2:
-            raise PackError(f"fastspeech2 config: postnet_layers must be at least 2, got {self.postnet_layers}")
+            raise PackError(
+                f"fastspeech2 config: postnet_layers must be at least 2, got {self.postnet_layers}"
+            )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "fastspeech2 config") -> Config:

@@ -13,14 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Added to attention scores of padded keys. A large finite value rather than -inf
-# (as in the source graph) keeps an all-padding row finite instead of NaN.
-MASKED_SCORE = -1e9
+# Added to attention scores of padded keys, as in the source graph. Finite (not
+# -inf) so that a row with no real key stays finite instead of NaN; clipped to the
+# dtype's range so half precision does not turn it into -inf either.
+MASKED_SCORE = 1e9
 
 
 def key_bias(mask: torch.Tensor) -> torch.Tensor:
-    """Additive attention bias ``[B, 1, 1, T]`` from a float mask ``[B, T, 1]``: 0 to keep, -1e9 to drop."""
-    return ((1.0 - mask) * MASKED_SCORE).transpose(1, 2).unsqueeze(1)
+    """Additive attention bias ``[B, 1, 1, T]`` from a float mask ``[B, T, 1]``: 0 to keep, about -1e9 to drop."""
+    big = min(MASKED_SCORE, torch.finfo(mask.dtype).max)
+    return ((mask - 1.0) * big).transpose(1, 2).unsqueeze(1)
 
 
 class SelfAttention(nn.Module):
@@ -67,7 +69,8 @@ class VariancePredictor(nn.Module):
     def __init__(self, hidden: int, channels: int, kernel: int, layers: int, eps: float) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Conv1d(hidden if i == 0 else channels, channels, kernel, padding=kernel // 2) for i in range(layers)
+            nn.Conv1d(hidden if i == 0 else channels, channels, kernel, padding=kernel // 2)
+            for i in range(layers)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(channels, eps=eps) for _ in range(layers))
         self.out = nn.Linear(channels, 1)
@@ -103,10 +106,12 @@ def length_regulate(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Repeat each symbol's vector ``durations`` times: [B, T, H] → ([B, F, H], mel_lengths [B]).
 
-    Vectorized: frame f of an item takes the symbol whose cumulative duration
-    first exceeds f. ``F`` is the longest item (at least 1) or ``max_frames``
-    when given (a static shape for captured graphs; longer items are cut).
-    Frames past an item's length are zero.
+    Vectorized: frame f of an item takes symbol i = the number of symbols that
+    end at or before f (a compare-and-sum over [B, F, T] rather than
+    ``searchsorted``, which ONNX lacks; the tensor is small next to the decoder's
+    activations). ``F`` is the longest item (at least 1) or ``max_frames`` when
+    given (a static shape for captured graphs; longer items are cut). Frames past
+    an item's length are zero.
     """
     b, t, h = x.shape
     ends = durations.cumsum(1)
@@ -114,8 +119,8 @@ def length_regulate(
     frames = max(int(mel_lengths.max()), 1) if max_frames is None else max_frames
     if max_frames is not None:
         mel_lengths = mel_lengths.clamp(max=max_frames)
-    grid = torch.arange(frames, device=x.device, dtype=ends.dtype).expand(b, frames).contiguous()
-    index = torch.searchsorted(ends, grid, right=True).clamp_(max=t - 1)
+    grid = torch.arange(frames, device=x.device, dtype=ends.dtype)
+    index = (ends.unsqueeze(1) <= grid.view(1, frames, 1)).sum(-1).clamp_(max=t - 1)
     out = torch.gather(x, 1, index.unsqueeze(-1).expand(b, frames, h))
-    valid = grid < mel_lengths.unsqueeze(1)
+    valid = grid.unsqueeze(0) < mel_lengths.unsqueeze(1)
     return out * valid.unsqueeze(-1).to(x.dtype), mel_lengths

@@ -1,0 +1,1 @@
+"""Mandarin text processing: normalization, sentence splitting, segmentation, pinyin, sandhi, prosody."""
