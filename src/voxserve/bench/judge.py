@@ -94,7 +94,7 @@ def _whisper(cpu_threads: int) -> Any:
     with _models_lock:
         key = (path, cpu_threads)
         if key not in _models:
-            from faster_whisper import WhisperModel
+            from faster_whisper import WhisperModel  # type: ignore[import-untyped]
 
             _models[key] = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=cpu_threads)
         return _models[key]
@@ -118,9 +118,9 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     k = np.arange(2 * half + 1) - half
     h = np.sinc(k / wider) / wider * np.kaiser(2 * half + 1, 5.0)
     taps = -(-len(h) // up)  # filter taps per phase
-    bank = np.zeros(taps * up)
-    bank[: len(h)] = h * up  # gain `up` makes up for the zeros of the implicit upsampling
-    bank = bank.reshape(taps, up).T  # bank[p, j] = h[p + j*up]
+    flat = np.zeros(taps * up)
+    flat[: len(h)] = h * up  # gain `up` makes up for the zeros of the implicit upsampling
+    bank = flat.reshape(taps, up).T  # bank[p, j] = h[p + j*up]
     n_out = -(-len(x) * up // down)
     padded = np.concatenate([np.zeros(taps), x, np.zeros(taps)])
     out = np.empty(n_out)
@@ -147,7 +147,7 @@ def _cardinal(digits: str) -> str:
         return "零"
     if len(digits) > 16:
         return _spell(digits)
-    groups = []
+    groups: list[str] = []
     while digits:
         groups.insert(0, digits[-4:])
         digits = digits[:-4]
@@ -177,7 +177,15 @@ def _spell(digits: str) -> str:
     return "".join(_DIGITS[int(d)] for d in digits)
 
 
+# Whisper writes 8点45分 as 8.45分: read it as the time it is, before any other reading.
+_WHISPER_TIME = re.compile(r"(?<![\d.])([1-9]|1\d|2[0-3])\.([0-5]\d)(?=分)")
+
 _NUMBER_RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    # 6,800 and 1,234,567 are amounts, whatever their length.
+    (
+        re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?:\.(\d+))?(?!\d)"),
+        lambda m: _decimal(m[1].replace(",", ""), m[2]),
+    ),
     (re.compile(r"(\d+)(?:\.(\d+))?[%％]"), lambda m: "百分之" + _decimal(m[1], m[2])),
     (re.compile(r"(?<!\d)(\d{1,2})[:：](\d{2})"), lambda m: _cardinal(m[1]) + "点" + _cardinal(m[2]) + "分"),
     (re.compile(r"(?<![\d.])(\d{2,4})(?=年)"), lambda m: _spell(m[1])),
@@ -198,13 +206,13 @@ def _fallback_numbers(text: str) -> str:
 
 
 def _project_numbers() -> Callable[[str], str] | None:
-    """voxserve's own number normalizer (text with digits → Chinese characters), if one exists."""
-    try:
-        module = importlib.import_module("voxserve.frontend.normalize")
-    except ImportError:
-        return None
-    for name in ("normalize_numbers", "verbalize", "normalize_text", "normalize_zh", "normalize"):
-        fn = getattr(module, name, None)
+    """voxserve's own Mandarin normalizer (text with digits → Chinese characters), if one exists."""
+    for module_name in ("voxserve.frontend.zh.normalize", "voxserve.frontend.normalize"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        fn = getattr(module, "normalize", None)
         if callable(fn):
             return fn
     return None
@@ -214,6 +222,7 @@ def numbers_to_chinese(text: str) -> str:
     """Replace Arabic numbers with Chinese readings, through voxserve's normalizer when it has one."""
     if not re.search(r"\d", text):
         return text
+    text = _WHISPER_TIME.sub(lambda m: _cardinal(m[1]) + "点" + _cardinal(m[2]), text)
     fn = _project_numbers()
     if fn is not None:
         try:
@@ -231,7 +240,7 @@ _SAME_NUMBER = str.maketrans({"两": "二", "幺": "一", "〇": "零"})
 
 def normalize_zh(text: str) -> str:
     """Text as CER compares it: simplified, digits read out, no punctuation, symbols or spaces."""
-    import zhconv
+    import zhconv  # type: ignore[import-untyped]
 
     text = numbers_to_chinese(zhconv.convert(unicodedata.normalize("NFKC", text), "zh-cn"))
     kept = (c for c in text if unicodedata.category(c)[0] not in "PSZC")
@@ -242,7 +251,9 @@ def normalize_en(text: str) -> str:
     """Text as WER compares it: lowercase words, punctuation dropped (apostrophes inside words kept)."""
     text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
     text = re.sub(r"(?<![a-z0-9])'|'(?![a-z0-9])", " ", text)
-    return " ".join("".join(c if c == "'" or unicodedata.category(c)[0] not in "PS" else " " for c in text).split())
+    return " ".join(
+        "".join(c if c == "'" or unicodedata.category(c)[0] not in "PS" else " " for c in text).split()
+    )
 
 
 def cer(reference: str, hypothesis: str) -> float:
@@ -290,7 +301,7 @@ class Judge:
         )
         text = "".join(s.text for s in segments).strip()
         if language.startswith("zh"):
-            import zhconv
+            import zhconv  # type: ignore[import-untyped]
 
             text = zhconv.convert(text, "zh-cn")
         return text

@@ -108,7 +108,7 @@ class ZhttsReference:
 
     def __init__(self, num_threads: int | None = None) -> None:
         """Load the processor and both interpreters; ``num_threads`` None lets the interpreter pick."""
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-untyped]
 
         from voxserve.packs.tflite_file import builtin_random_uniform
 

@@ -1,62 +1,277 @@
-"""Server logic without FastAPI: turns validated requests into audio bytes.
+"""Server logic without FastAPI: requests become engine jobs, chunks become encoded bytes.
 
-Synthesis runs in worker threads so the event loop stays free. This module knows
-nothing about routes; app.py maps its results and errors onto HTTP.
+``SpeechService`` validates a ``SpeechRequest`` into a ``SpeechPlan`` (model, voice,
+emotion from ``instructions``, limits), submits it to the ``ServingEngine``, and turns
+the engine's chunks into a whole file, a byte stream, or SSE events. It owns the
+draining flag and the HTTP metrics. It knows nothing about routes, sockets or
+status codes: errors leave as typed ``VoxserveError``s and app.py maps them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import base64
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from voxserve.engine.controls import EMOTION_ALIASES, EMOTIONS
-from voxserve.engine.tts import TTS
-from voxserve.server.protocol import SpeechRequest
+import numpy as np
 
-MEDIA_TYPES = {"wav": "audio/wav", "pcm": "audio/pcm"}
+from voxserve.engine.controls import SynthesisParams
+from voxserve.engine.interface import AudioChunk, ServingEngine, ShuttingDown, SpeechJob, SpeechStream
+from voxserve.errors import InvalidInput, NotFound, VoxserveError
+from voxserve.server.config import ServerConfig
+from voxserve.server.encoding import FORMATS, encode_file, stream_encoder
+from voxserve.server.instructions import emotion_from_instructions
+from voxserve.server.metrics import HttpMetrics
+from voxserve.server.protocol import (
+    CharTiming,
+    ModelInfo,
+    SpeechAudioDelta,
+    SpeechAudioDone,
+    SpeechRequest,
+    Usage,
+    VoiceInfo,
+)
+
+log = logging.getLogger("voxserve.server")
+
+SERVED_MODEL = "voxserve"
+MODEL_ALIASES = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15")
+"""OpenAI's model names, accepted so unchanged clients work; all mean ``voxserve``."""
+OPENAI_VOICES = frozenset(
+    [
+        "alloy",
+        "ash",
+        "ballad",
+        "coral",
+        "echo",
+        "fable",
+        "onyx",
+        "nova",
+        "sage",
+        "shimmer",
+        "verse",
+        "marin",
+        "cedar",
+    ]
+)
+"""OpenAI's built-in voice names; with ``openai_voices`` on they mean the default voice."""
 
 
-def emotion_from_instructions(text: str | None) -> str | None:
-    """The first emotion label or English emotion word found in free text, else None."""
-    if not text:
-        return None
-    for label in EMOTIONS:
-        if label in text:
-            return label
-    lowered = text.lower()
-    for word, label in EMOTION_ALIASES.items():
-        if word in lowered:
-            return label
-    return None
+@dataclass(frozen=True)
+class SpeechPlan:
+    """A validated request: the engine job plus how to deliver its audio."""
+
+    job: SpeechJob
+    response_format: str
+    stream_format: str | None
+    """None: one complete file; ``audio``: chunked bytes; ``sse``: events."""
+    input_chars: int
+
+    @property
+    def media_type(self) -> str:
+        return (
+            "text/event-stream" if self.stream_format == "sse" else FORMATS[self.response_format].media_type
+        )
+
+
+def build_engine(config: ServerConfig) -> ServingEngine:
+    """The real serving engine for ``config`` (imported here so that importing the server stays cheap)."""
+    from voxserve.engine.runtime import Engine
+
+    return Engine.from_server_config(config)  # type: ignore[attr-defined, no-any-return]
 
 
 class SpeechService:
-    """Synthesizes speech requests with one TTS engine on a small thread pool."""
+    """Turns speech requests into audio through one ``ServingEngine``; shared by all routes."""
 
-    def __init__(self, tts: TTS, workers: int = 2) -> None:
-        self.tts = tts
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voxserve-synth")
-        self.ready = False
+    def __init__(self, engine: ServingEngine, config: ServerConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.metrics = HttpMetrics()
+        self.started = False
+        self.draining = False
 
-    def warmup(self, voice: str) -> None:
-        self.tts.voice(voice).backend.warmup()
-        self.tts.synthesize("你好。", voice=voice)
-        self.ready = True
+    # --- lifecycle -------------------------------------------------------------------------
 
-    async def speech(self, req: SpeechRequest) -> tuple[bytes, dict[str, str]]:
-        emotion = req.emotion or emotion_from_instructions(req.instructions)
-        audio = await asyncio.get_running_loop().run_in_executor(
-            self.pool,
-            lambda: self.tts.synthesize(
-                req.input,
-                voice=req.voice,
-                speed=req.speed,
-                pitch=req.pitch,
-                energy=req.energy,
-                volume=req.volume,
-                emotion=emotion,
-            ),
+    async def start(self) -> None:
+        """Start the engine (loads and warms voices); ready afterwards."""
+        await self.engine.start()
+        self.started = True
+
+    def begin_drain(self) -> None:
+        """Refuse new requests (503) from now on; requests in flight go on."""
+        if not self.draining:
+            log.info("draining: new requests get 503, in-flight ones finish")
+        self.draining = True
+
+    async def stop(self) -> None:
+        """Drain: let the engine finish in-flight jobs, then stop it."""
+        self.begin_drain()
+        await self.engine.stop(drain=True)
+
+    @property
+    def ready(self) -> bool:
+        return self.started and not self.draining and bool(self.engine.ready)
+
+    @property
+    def state(self) -> str:
+        return "draining" if self.draining else "ready" if self.ready else "starting"
+
+    # --- requests --------------------------------------------------------------------------
+
+    def plan(self, req: SpeechRequest) -> SpeechPlan:
+        """Check a request against this server and build its engine job. Raises InvalidInput/NotFound."""
+        if req.model not in (SERVED_MODEL, *MODEL_ALIASES):
+            raise NotFound(
+                f"unknown model {req.model!r}; available: {', '.join((SERVED_MODEL, *MODEL_ALIASES))}",
+                param="model",
+            )
+        if len(req.input) > self.config.max_input_chars:
+            raise InvalidInput(
+                f"input is {len(req.input)} characters; this server's limit is {self.config.max_input_chars}",
+                param="input",
+            )
+        if req.timestamps and req.stream_format != "sse":
+            raise InvalidInput(
+                "timestamps are sent in SSE events: set stream_format to 'sse'", param="timestamps"
+            )
+        voice = req.voice_id
+        if voice is not None and self.config.openai_voices and voice.lower() in OPENAI_VOICES:
+            voice = None
+        emotion = req.emotion if req.emotion is not None else emotion_from_instructions(req.instructions)
+        params = SynthesisParams.create(req.speed, req.pitch, req.energy, req.volume, emotion)
+        job = SpeechJob(
+            text=req.input,
+            voice=voice,
+            params=params,
+            stream=req.stream_format is not None,
+            deadline_s=self.config.deadline_s,
+            timestamps=req.timestamps,
         )
-        body = audio.wav() if req.response_format == "wav" else audio.pcm16()
-        headers = {"X-Sample-Rate": str(audio.sample_rate), "X-Audio-Duration": f"{audio.duration:.3f}"}
-        return body, headers
+        return SpeechPlan(job, req.response_format, req.stream_format, len(req.input))
+
+    def submit(self, plan: SpeechPlan) -> SpeechStream:
+        """Hand the job to the engine; raises ShuttingDown while draining, else what the engine raises."""
+        if self.draining:
+            raise ShuttingDown("the server is shutting down; retry on another instance")
+        return self.engine.submit(plan.job)
+
+    async def collect(self, plan: SpeechPlan, stream: SpeechStream) -> tuple[bytes, dict[str, str]]:
+        """All of a job's audio as one file of ``plan.response_format``, with response headers."""
+        parts: list[np.ndarray] = []
+        rate = 0
+        async for chunk in stream:
+            parts.append(chunk.samples)
+            rate = chunk.sample_rate
+        samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        if not rate:
+            raise VoxserveError("the engine returned no audio")
+        fmt = plan.response_format
+        body = (
+            encode_file(fmt, samples, rate)
+            if fmt in ("wav", "pcm")
+            else await asyncio.to_thread(encode_file, fmt, samples, rate)
+        )
+        return body, self.audio_headers(rate) | {"X-Audio-Duration": f"{len(samples) / rate:.3f}"}
+
+    @staticmethod
+    def audio_headers(sample_rate: int) -> dict[str, str]:
+        """Headers every speech response carries (the PCM rate matters: pcm has no header of its own)."""
+        return {"X-Sample-Rate": str(sample_rate)}
+
+    async def first_chunk(self, stream: SpeechStream) -> tuple[AudioChunk | None, AsyncIterator[AudioChunk]]:
+        """Wait for the first chunk, so errors before any audio still get a proper status code."""
+        it = aiter(stream)
+        try:
+            return await anext(it), it
+        except StopAsyncIteration:
+            return None, it
+
+    async def audio_bytes(
+        self, plan: SpeechPlan, first: AudioChunk | None, rest: AsyncIterator[AudioChunk], sample_rate: int
+    ) -> AsyncIterator[tuple[bytes, AudioChunk | None]]:
+        """Encoded pieces of the file as chunks arrive, each with the chunk it came from (None: trailer)."""
+        enc = stream_encoder(plan.response_format, sample_rate)
+        cheap = plan.response_format in ("wav", "pcm")
+
+        async def encode(samples: np.ndarray) -> bytes:
+            return enc.encode(samples) if cheap else await asyncio.to_thread(enc.encode, samples)
+
+        if first is not None:
+            yield await encode(first.samples), first
+            async for chunk in rest:
+                yield await encode(chunk.samples), chunk
+        yield (enc.finish() if cheap else await asyncio.to_thread(enc.finish)), None
+
+    async def sse_events(
+        self, plan: SpeechPlan, first: AudioChunk | None, rest: AsyncIterator[AudioChunk], sample_rate: int
+    ) -> AsyncIterator[tuple[bytes, AudioChunk | None]]:
+        """SSE frames: one ``speech.audio.delta`` per encoded piece, then ``speech.audio.done``."""
+        samples = 0
+        async for data, chunk in self.audio_bytes(plan, first, rest, sample_rate):
+            if chunk is not None:
+                samples += len(chunk.samples)
+            stamps = None
+            if plan.job.timestamps and chunk is not None:
+                stamps = [CharTiming(text=t.text, start=t.start, end=t.end) for t in chunk.chars]
+            if data or stamps:
+                event = SpeechAudioDelta(audio=base64.b64encode(data).decode(), timestamps=stamps)
+                yield sse_frame(event.model_dump_json(exclude_none=True)), chunk
+        frames = round(samples / sample_rate * 50) if sample_rate else 0
+        usage = Usage(
+            input_tokens=plan.input_chars, output_tokens=frames, total_tokens=plan.input_chars + frames
+        )
+        yield sse_frame(SpeechAudioDone(usage=usage).model_dump_json()), None
+
+    # --- listings --------------------------------------------------------------------------
+
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo(id=m) for m in (SERVED_MODEL, *MODEL_ALIASES)]
+
+    def voices(self) -> list[VoiceInfo]:
+        """Voices installed or convertible, with what their packs say (reads pack configs; call in a thread)."""
+        from voxserve.errors import PackError
+        from voxserve.packs import store
+        from voxserve.packs.pack import Pack
+
+        out = []
+        installed = set(store.installed())
+        for name in store.available():
+            info = VoiceInfo(id=name, name=name, default=name == self.config.voice)
+            if name in installed:
+                try:
+                    cfg = Pack(store.packs_dir() / name).config
+                except PackError as e:
+                    log.warning("voice %s: %s", name, e)
+                    continue
+                emotions = list(cfg.emotions) or list(cfg.prosody_presets)
+                info = info.model_copy(
+                    update={
+                        "language": cfg.language,
+                        "gender": cfg.gender,
+                        "emotions": emotions,
+                        "sample_rate": cfg.sample_rate,
+                    }
+                )
+            out.append(info)
+        return out
+
+    def render_metrics(self) -> bytes:
+        """Engine metrics (when the engine has them) followed by the HTTP ones, Prometheus text."""
+        engine_metrics = getattr(self.engine, "metrics", None)
+        head = engine_metrics.render() if engine_metrics is not None else b""
+        if head and not head.endswith(b"\n"):
+            head += b"\n"
+        return head + self.metrics.render()
+
+
+def sse_frame(data: str) -> bytes:
+    """One server-sent event carrying ``data`` (JSON; the event name is its ``type`` field, as OpenAI does)."""
+    return f"data: {data}\n\n".encode()
+
+
+def elapsed(t0: float) -> float:
+    return time.perf_counter() - t0

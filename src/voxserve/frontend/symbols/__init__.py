@@ -16,6 +16,7 @@ from voxserve.frontend.utterance import Utterance
 
 MAPPERS: dict[str, str] = {
     "baker": "voxserve.frontend.symbols.baker:BakerMapper",
+    "emotivoice": "voxserve.frontend.symbols.emotivoice:EmotiVoiceMapper",
 }
 """Symbol-set name → "module:class" of its mapper."""
 

@@ -1,0 +1,380 @@
+"""The CUDA backend: half precision where it is safe, and CUDA graphs over (batch, length) buckets.
+
+Per batch, three stages run on padded static buffers, each one CUDA graph per bucket:
+
+1. symbols, keyed (batch, symbols): encoder and duration/pitch/energy predictors,
+   in float32 so durations equal the float32 reference exactly;
+2. frames, keyed (batch, frames): length regulation and decoder in ``dtype``;
+3. vocoder, keyed (batch, frames): the vocoder in ``dtype``.
+
+Between stages 1 and 2 the host reads the frame counts (a few bytes) to pick the
+frame bucket: the only host sync of an acoustic call. Requests past the largest
+bucket (or over ``max_graph_frames``) run the same stage functions eagerly, so any
+batch size and length works; results do not depend on which path ran beyond
+float rounding. Graphs are captured in :meth:`warmup`, largest first, into one
+shared memory pool (as vLLM does); before that, every shape runs eagerly.
+
+The acoustic model must be a family with a plan in
+:mod:`voxserve.backends.cuda_stages` (FastSpeech2, EmotiVoice); any other runs
+eagerly in float32. It does not batch across calls (the scheduler does) and it
+flips PyTorch's TF32 switches off while the float32 stages run, so one backend
+should not be used from several threads at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from voxserve.backends.cuda_graphs import Buckets, FlatBuffer, GraphTable, Key, check_buckets, cuda_capture
+from voxserve.backends.cuda_stages import EmotiVoicePlan, StagePlan, plan_for
+from voxserve.backends.interface import Backend
+from voxserve.errors import InvalidInput
+from voxserve.models.interface import AcousticOutput, Controls
+from voxserve.packs.pack import Pack
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+class CudaBackend(Backend):
+    """Acoustic model and vocoder on one CUDA device, mixed precision, replayed from CUDA graphs.
+
+    ``batch_buckets`` is public: a scheduler sizes its batches to these. The
+    ``capture_info`` dict says what :meth:`warmup` captured, how long it took and
+    how much device memory the graphs hold.
+    """
+
+    name = "cuda"
+
+    def __init__(
+        self,
+        device: str = "cuda",
+        dtype: str = "fp16",
+        graphs: bool = True,
+        batch_buckets: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
+        token_buckets: Sequence[int] = (32, 64, 128, 256),
+        frame_buckets: Sequence[int] = (128, 256, 512, 1024, 2048),
+        max_graph_frames: int = 65536,
+        cudnn_benchmark: bool = True,
+    ) -> None:
+        """``dtype`` (fp16, bf16, fp32) is for the frame stages and vocoder; symbols always run in float32.
+
+        ``max_graph_frames`` caps ``batch * frames`` of a captured bucket (larger
+        shapes are compute-bound and run eagerly). ``cudnn_benchmark`` lets cuDNN
+        time its algorithms for each bucket while capturing (slower warm-up).
+        ``graphs=False`` runs the same padded stages without capture (for
+        measuring the graphs' gain, and for testing on the CPU).
+        """
+        if dtype not in DTYPES:
+            raise InvalidInput(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}", param="dtype")
+        self.device = torch.device(device)
+        if graphs and self.device.type != "cuda":
+            raise InvalidInput(f"CUDA graphs need a CUDA device, got {device!r}", param="device")
+        if not isinstance(max_graph_frames, int) or max_graph_frames <= 0:
+            raise InvalidInput("max_graph_frames must be a positive integer", param="max_graph_frames")
+        self.dtype = DTYPES[dtype]
+        self.graphs = graphs
+        self.batch_buckets = check_buckets("batch_buckets", batch_buckets)
+        self.token_buckets = check_buckets("token_buckets", token_buckets)
+        self.frame_buckets = check_buckets("frame_buckets", frame_buckets)
+        self.max_graph_frames = max_graph_frames
+        self.cudnn_benchmark = cudnn_benchmark
+        self.capture_info: dict[str, Any] = {}
+        self._plan: StagePlan | None = None
+
+    # --- loading ----------------------------------------------------------------------------------
+
+    def load(self, pack: Pack) -> None:
+        self.load_models(pack.build_stage("acoustic"), pack.build_stage("vocoder"))
+
+    def load_models(self, acoustic: torch.nn.Module, vocoder: torch.nn.Module) -> None:
+        """Take built (eval-mode) stage modules, for models that do not come from a :class:`Pack`.
+
+        EmotiVoice passes ``model.am`` and ``model.generator``. The modules are
+        moved to the device; the vocoder is copied in ``dtype`` with weight norm folded.
+        """
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise InvalidInput(f"no CUDA device is available for device {str(self.device)!r}", param="device")
+        self.acoustic_model = acoustic.to(self.device).eval()
+        self.hop_length = int(vocoder.hop_length)
+        voc = copy.deepcopy(vocoder).eval()
+        fold = getattr(voc, "fold_weight_norm", None)
+        if callable(fold):
+            fold()
+        self._voc = voc.to(self.device, self.dtype)
+        self._plan = plan_for(self.acoustic_model, self.dtype)
+
+        dev, bmax = self.device, self.batch_buckets[-1]
+        self._token_table = Buckets(self.batch_buckets, self.token_buckets)
+        self._frame_table = Buckets(self.batch_buckets, self.frame_buckets, self.max_graph_frames)
+        n_mels = self._n_mels(vocoder)
+        cells = self._frame_table.max_cells_used() if self._frame_table.keys() else 0
+        self._voc_in = FlatBuffer(cells * n_mels, torch.float32, dev)
+        self._wav = FlatBuffer(cells * self.hop_length, torch.float32, dev)
+        self._vocode = GraphTable("vocoder", self._vocode_step)
+        self.n_mels = n_mels
+        if self._plan is not None:
+            plan, tmax = self._plan, self.token_buckets[-1]
+            self._ids = FlatBuffer(bmax * tmax, torch.int64, dev)
+            self._lengths = FlatBuffer(bmax, torch.int64, dev, fill=1)
+            self._controls = torch.ones(len(Controls._fields), bmax, device=dev)
+            self._speaker = FlatBuffer(bmax, torch.int64, dev)
+            self._style_width = self._style_dim(plan)
+            self._style = FlatBuffer(bmax * self._style_width, torch.float32, dev)
+            # Stage 1 → stage 2 hand-off, outside the graph pool so stage-2 replays cannot reuse it.
+            self._states = torch.zeros(bmax, tmax, plan.hidden, device=dev)
+            self._durations = torch.zeros(bmax, tmax, dtype=torch.int64, device=dev)
+            self._pitch = torch.zeros(bmax, tmax, device=dev)
+            self._energy = torch.zeros(bmax, tmax, device=dev)
+            self._mel_lengths = torch.zeros(bmax, dtype=torch.int64, device=dev)
+            self._mel = FlatBuffer(cells * n_mels, torch.float32, dev)
+            self._tokens = GraphTable("symbols", self._tokens_step)
+            self._frames = GraphTable("frames", self._frames_step)
+
+    @staticmethod
+    def _n_mels(vocoder: torch.nn.Module) -> int:
+        config = getattr(vocoder, "config", None)
+        if config is not None and hasattr(config, "n_mels"):
+            return int(config.n_mels)
+        first = next(m for m in vocoder.modules() if isinstance(m, torch.nn.Conv1d))
+        return int(first.in_channels)
+
+    @staticmethod
+    def _style_dim(plan: StagePlan) -> int:
+        if isinstance(plan, EmotiVoicePlan):
+            return 2 * plan.front.config.bert_dim
+        return 1
+
+    # --- warm-up: capture -------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def warmup(self) -> None:
+        """Capture every bucket's graphs, largest first into one pool; without graphs, run the smallest once.
+
+        Logs and stores in ``capture_info`` the graph count, wall time and the
+        device memory the capture added.
+        """
+        if not self.graphs:
+            with self._precise():
+                for table, buckets in self._tables():
+                    keys = buckets.keys()
+                    if keys:
+                        table.step(keys[-1])
+            return
+        torch.cuda.synchronize(self.device)
+        before = torch.cuda.memory_reserved(self.device)
+        t0 = time.perf_counter()
+        capture = cuda_capture(self.device, torch.cuda.graph_pool_handle())
+        counts = {}
+        bench = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        try:
+            with self._precise():
+                for table, buckets in self._tables():
+                    counts[table.name] = table.capture(buckets.keys(), capture).graphs
+        finally:
+            torch.backends.cudnn.benchmark = bench
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()  # the eager warm-up runs' blocks; the graphs' pool stays
+        self.capture_info = {
+            "graphs": counts,
+            "seconds": time.perf_counter() - t0,
+            "memory_bytes": torch.cuda.memory_reserved(self.device) - before,
+        }
+        logger.info(
+            "cuda graphs: %s captured in %.1f s, %.0f MiB of device memory",
+            counts,
+            self.capture_info["seconds"],
+            self.capture_info["memory_bytes"] / 2**20,
+        )
+
+    def _tables(self) -> list[tuple[GraphTable, Buckets]]:
+        # The vocoder first: its largest bucket needs the most memory, and later graphs reuse the pool.
+        tables = [(self._vocode, self._frame_table)]
+        if self._plan is not None:
+            tables += [(self._frames, self._frame_table), (self._tokens, self._token_table)]
+        return tables
+
+    @contextmanager
+    def _precise(self) -> Iterator[None]:
+        """True float32 (no TF32) for convolutions and matmuls, so symbol-stage rounding matches the CPU."""
+        matmul, conv = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, conv
+
+    # --- stage steps: static buffers in, static buffers out ---------------------------------------
+
+    def _tokens_step(self, key: Key) -> None:
+        assert self._plan is not None
+        b, t = key
+        out = self._plan.tokens(
+            self._ids.view(b, t),
+            self._lengths.view(b),
+            Controls(*self._controls[:, :b]),
+            self._speaker.view(b),
+            self._style.view(b, self._style_width),
+        )
+        for dst, src in ((self._states, out.states), (self._durations, out.durations)):
+            dst[:b, :t].copy_(src)
+            dst[:b, t:].zero_()  # stage 2 reads the full width: no stale symbols from a longer batch
+        self._pitch[:b, :t].copy_(out.pitch)
+        self._energy[:b, :t].copy_(out.energy)
+        self._mel_lengths[:b].copy_(out.durations.sum(1))
+
+    def _frames_step(self, key: Key) -> None:
+        assert self._plan is not None
+        b, f = key
+        mel = self._plan.frames(self._states[:b], self._durations[:b], self._lengths.view(b), f)
+        self._mel.view(b, f, self.n_mels).copy_(mel)
+
+    def _vocode_step(self, key: Key) -> None:
+        b, f = key
+        wav = self._voc(self._voc_in.view(b, f, self.n_mels).to(self.dtype))
+        self._wav.view(b, f * self.hop_length).copy_(wav)
+
+    # --- the Backend seam --------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def acoustic(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        controls: Controls,
+        speaker: torch.Tensor | None = None,
+        style: torch.Tensor | None = None,
+    ) -> AcousticOutput:
+        plan = self._plan
+        if plan is None:
+            return self._acoustic_fallback(ids, lengths, controls, speaker, style)
+        if isinstance(plan, EmotiVoicePlan) and (speaker is None or style is None):
+            raise InvalidInput("EmotiVoice needs speaker ids [B] and style ‖ content embeddings", param="style")
+        b, t = ids.shape
+        key = self._token_table.select(b, t)
+        with self._precise():
+            if key is None:
+                return self._acoustic_eager(plan, ids, lengths, controls, speaker, style)
+            self._fill_symbols(key, ids, lengths, controls, speaker, style)
+            self._tokens.run(key)
+            mel_lengths = self._mel_lengths[:b].cpu()  # the one host sync: frame count picks the bucket
+            frames = max(int(mel_lengths.max()), 1)
+            bb = key[0]
+            fkey = self._frame_table.select(bb, frames)
+            if fkey is None:
+                mel = plan.frames(self._states[:bb], self._durations[:bb], self._lengths.view(bb), frames)[:b]
+            else:
+                self._frames.run(fkey)
+                mel = self._mel.view(*fkey, self.n_mels)[:b, :frames]
+            return AcousticOutput(
+                mel.cpu(),
+                mel_lengths,
+                self._durations[:b, :t].cpu(),
+                self._pitch[:b, :t].cpu(),
+                self._energy[:b, :t].cpu(),
+            )
+
+    @torch.inference_mode()
+    def vocoder(self, mel: torch.Tensor) -> torch.Tensor:
+        b, f, n = mel.shape
+        if f == 0:
+            return torch.zeros(b, 0)
+        key = self._frame_table.select(b, f)
+        if key is None:
+            return self._voc(mel.to(self.device).to(self.dtype)).float().cpu()
+        bb, fb = key
+        inp = self._voc_in.view(bb, fb, n)
+        inp[:b, :f].copy_(mel)
+        # Zeros past the end, as a batch's shorter items see (a model's mel is zero past its length).
+        inp[:b, f:].zero_()
+        inp[b:].zero_()
+        self._vocode.run(key)
+        return self._wav.view(bb, fb * self.hop_length)[:b, : f * self.hop_length].cpu()
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    def _fill_symbols(
+        self,
+        key: Key,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        controls: Controls,
+        speaker: torch.Tensor | None,
+        style: torch.Tensor | None,
+    ) -> None:
+        """Pad one request to ``key`` on the host and copy it into the static inputs.
+
+        Padding rows get length 1 and neutral controls so they compute something finite.
+        """
+        bb, tb = key
+        b, t = ids.shape
+        padded = torch.zeros(bb, tb, dtype=torch.int64)
+        padded[:b, :t] = ids
+        self._ids.view(bb, tb).copy_(padded)
+        rows = torch.ones(bb, dtype=torch.int64)
+        rows[:b] = lengths
+        self._lengths.view(bb).copy_(rows)
+        ctl = torch.ones(len(Controls._fields), bb)
+        ctl[:, :b] = torch.stack([c.float() for c in controls])
+        self._controls[:, :bb].copy_(ctl)
+        if speaker is not None:
+            spk = torch.zeros(bb, dtype=torch.int64)
+            spk[:b] = speaker
+            self._speaker.view(bb).copy_(spk)
+        if style is not None:
+            sty = torch.zeros(bb, style.shape[-1])
+            sty[:b] = style
+            self._style.view(bb, style.shape[-1]).copy_(sty)
+
+    def _acoustic_eager(
+        self,
+        plan: StagePlan,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        controls: Controls,
+        speaker: torch.Tensor | None,
+        style: torch.Tensor | None,
+    ) -> AcousticOutput:
+        """The same two halves at the request's own shape, for requests past the largest bucket."""
+        dev = self.device
+        lengths_d = lengths.to(dev)
+        out = plan.tokens(
+            ids.to(dev),
+            lengths_d,
+            Controls(*(c.to(dev).float() for c in controls)),
+            None if speaker is None else speaker.to(dev),
+            None if style is None else style.to(dev).float(),
+        )
+        mel_lengths = out.durations.sum(1)
+        frames = max(int(mel_lengths.max()), 1)
+        mel = plan.frames(out.states, out.durations, lengths_d, frames)
+        return AcousticOutput(*(x.cpu() for x in (mel, mel_lengths, out.durations, out.pitch, out.energy)))
+
+    def _acoustic_fallback(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        controls: Controls,
+        speaker: torch.Tensor | None,
+        style: torch.Tensor | None,
+    ) -> AcousticOutput:
+        """A model family without a plan: its own ``forward``, float32, eager."""
+        dev = self.device
+        with self._precise():
+            out = self.acoustic_model(
+                ids.to(dev),
+                lengths.to(dev),
+                Controls(*(c.to(dev) for c in controls)),
+                None if speaker is None else speaker.to(dev),
+                None if style is None else style.to(dev),
+            )
+        return AcousticOutput(*(x.cpu() for x in out))

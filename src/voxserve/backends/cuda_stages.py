@@ -1,0 +1,167 @@
+"""How each acoustic-model family splits at the one point where a host must look at the data.
+
+A non-autoregressive acoustic model runs in two halves around a single
+data-dependent shape: the symbol half (encoder, duration/pitch/energy
+predictors) has the input's shape, and the frame half (length regulation,
+decoder) has as many frames as the durations add up to. A :class:`StagePlan`
+exposes those halves so the CUDA backend can capture each at fixed shapes:
+
+* ``tokens`` runs the symbol half in float32 (a duration is a rounded float, and
+  half precision would move some of them by a frame) and returns the symbol
+  states the frame half expands, with durations, pitch and energy;
+* ``frames`` expands those states to a given, static number of frames and
+  decodes them in the backend's dtype.
+
+Plans call the models' own stage methods; where a model's stage has the host
+sync inside it (EmotiVoice's ``adapt``), the plan spells that stage out, and the
+tests check it against the model's ``forward``. A model family without a plan
+runs eagerly.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+import torch
+
+from voxserve.models.interface import Controls
+
+
+class TokenStates(NamedTuple):
+    """The symbol half's output, all [B, T] or [B, T, H] on the device, zero past each length.
+
+    states: float32 symbol states the frame half expands. durations: int64 frames
+    per symbol. pitch, energy: float32 per-symbol predictions after controls.
+    """
+
+    states: torch.Tensor
+    durations: torch.Tensor
+    pitch: torch.Tensor
+    energy: torch.Tensor
+
+
+class StagePlan(ABC):
+    """An acoustic model split into a float32 symbol half and a frame half in ``dtype``."""
+
+    hidden: int
+    """Channels of ``TokenStates.states``."""
+    n_mels: int
+    """Mel bands of the frame half's output."""
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.front = model.float()
+        # A second copy in the fast dtype for the frame half; the symbol half stays float32.
+        self.back = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+
+    @abstractmethod
+    def tokens(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        controls: Controls,
+        speaker: torch.Tensor | None,
+        style: torch.Tensor | None,
+    ) -> TokenStates:
+        """ids [B, T], lengths [B] (each at least 1) → the symbol half's outputs."""
+
+    @abstractmethod
+    def frames(
+        self, states: torch.Tensor, durations: torch.Tensor, lengths: torch.Tensor, n_frames: int
+    ) -> torch.Tensor:
+        """Symbol states → float32 mel [B, n_frames, n_mels], zero past each item's total duration.
+
+        ``n_frames`` must be at least the largest total duration of a real item.
+        """
+
+
+class FastSpeech2Plan(StagePlan):
+    """FastSpeech2: encode + adapt on symbols; length regulation + decode on frames."""
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype) -> None:
+        super().__init__(model, dtype)
+        self.hidden = model.config.hidden
+        self.n_mels = model.config.n_mels
+
+    def tokens(self, ids, lengths, controls, speaker, style) -> TokenStates:  # noqa: D102
+        m = self.front
+        hidden, mask = m.encode(ids, lengths)
+        # One frame cap: only the predictions are wanted here, not the expansion.
+        _, _, durations, pitch, energy = m.adapt(hidden, mask, controls, max_frames=1)
+        # With one frame per symbol, length regulation is the identity, so this hands back the
+        # symbol states with the pitch and energy embeddings added: what the frame half expands.
+        states = m.adapt(hidden, mask, controls, durations=mask.long(), max_frames=ids.shape[1])[0]
+        return TokenStates(states, durations, pitch, energy)
+
+    def frames(self, states, durations, lengths, n_frames) -> torch.Tensor:  # noqa: D102
+        from voxserve.models.fastspeech2.layers import length_regulate
+
+        frames, mel_lengths = length_regulate(states, durations, n_frames)
+        return self.back.decode(frames.to(self.dtype), mel_lengths).float()
+
+
+class EmotiVoicePlan(StagePlan):
+    """EmotiVoice's acoustic model: encode + prosody prediction on symbols; Gaussian upsampling + decode on frames.
+
+    ``tokens`` is ``Acoustic.adapt`` up to its host sync (the frame count), written
+    out because the model's method syncs inside; ``frames`` is the rest of it and
+    ``decode``. ``style`` is the style and content embeddings concatenated, as
+    ``Acoustic.forward`` takes them.
+    """
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype) -> None:
+        super().__init__(model, dtype)
+        self.hidden = model.config.hidden
+        self.n_mels = model.config.n_mels
+
+    def tokens(self, ids, lengths, controls, speaker, style) -> TokenStates:  # noqa: D102
+        from voxserve.models.emotivoice.acoustic import length_mask
+
+        m = self.front
+        c = m.config
+        h = m.encode(ids, lengths, speaker, style)
+        mask = length_mask(lengths, h.size(1))
+        keep = mask.to(h.dtype)
+        pitch = m.pitch_predictor(h, keep)
+        energy = m.energy_predictor(h, keep)
+        durations = m.duration_predictor.frames(h, keep, controls.duration.to(h.dtype))
+        p_mean, p_std = c.pitch_stats
+        e_mean, e_std = c.energy_stats
+        ratio, spread = controls.pitch.to(h.dtype)[:, None], controls.pitch_range.to(h.dtype)[:, None]
+        utt_mean = (pitch * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True)
+        pitch = ratio * pitch + ratio * (spread - 1) * (pitch - utt_mean) + (ratio - 1) * (p_mean / p_std)
+        gain = controls.energy.to(h.dtype)[:, None]
+        energy = gain * energy + (gain - 1) * (e_mean / e_std)
+        pitch, energy = pitch * keep, energy * keep
+        x = (
+            h
+            + m.pitch_embed(pitch[:, None, :]).transpose(1, 2)
+            + m.energy_embed(energy[:, None, :]).transpose(1, 2)
+        )
+        silent = durations.sum(1, keepdim=True) == 0
+        durations = torch.where(silent & mask, torch.ones_like(durations), durations)
+        return TokenStates(x * keep[..., None], durations, pitch, energy)
+
+    def frames(self, states, durations, lengths, n_frames) -> torch.Tensor:  # noqa: D102
+        from voxserve.models.emotivoice.acoustic import length_mask
+        from voxserve.models.emotivoice.variance import gaussian_upsample
+
+        mask = length_mask(lengths, states.size(1))
+        mel_lengths = durations.sum(1)
+        frames = gaussian_upsample(states, durations, mask, n_frames, self.front.config.upsampling_delta)
+        frames = frames * length_mask(mel_lengths, n_frames)[..., None].to(frames.dtype)
+        return self.back.decode(frames.to(self.dtype), mel_lengths).float()
+
+
+def plan_for(model: torch.nn.Module, dtype: torch.dtype) -> StagePlan | None:
+    """The plan for an acoustic model of a known family, or None (the backend then runs it eagerly)."""
+    from voxserve.models.emotivoice.acoustic import Acoustic
+    from voxserve.models.fastspeech2.model import Model as FastSpeech2
+
+    if isinstance(model, FastSpeech2):
+        return FastSpeech2Plan(model, dtype)
+    if isinstance(model, Acoustic):
+        return EmotiVoicePlan(model, dtype)
+    return None

@@ -1,0 +1,152 @@
+"""Normalization of mixed Mandarin/English text, and the "shadow" the Mandarin analysis reads.
+
+``normalize_mixed(text)`` cuts the text into runs and normalizes each with its
+language's rules:
+
+- English runs: Latin words (with inner apostrophes) and the numbers, spaces,
+  symbols and ASCII punctuation between them → ``english_text.normalize_english``;
+- Mandarin runs: everything else → ``zh.normalize.normalize``;
+- explicit symbols in curly braces ("{n i3 h ao3}") are kept verbatim, with
+  their whitespace collapsed and a space between them and any Latin word.
+
+A number is read in the language of its neighbours: Mandarin if a CJK character
+is next to it (spaces aside), else English if a Latin word is, else the language
+of the nearest word in either direction, Mandarin when there is none (as the
+released EmotiVoice frontend reads bare numbers). A Mandarin number keeps a unit
+written in letters right after it ("3kg" → 三千克). Punctuation between an
+English and a Mandarin word belongs to the Mandarin run (full-width forms);
+punctuation between English words stays ASCII. Full-width letters, digits and
+ASCII marks become half-width first. The result is idempotent.
+
+``shadow(text)`` returns a string of the same length that the Mandarin analysis
+and sentence splitter can read: ASCII marks become their full-width forms, an
+apostrophe a letter (so "don't" is one word), a brace group a run of "Q".
+"""
+
+from __future__ import annotations
+
+import re
+
+from voxserve.frontend.english_text import normalize_english
+from voxserve.frontend.zh.charsets import CJK
+from voxserve.frontend.zh.normalize import normalize as normalize_zh
+from voxserve.frontend.zh.tables import UNITS
+
+BRACES = re.compile(r"\{[^{}]*\}")
+"""An explicit-symbol group in normalized text."""
+
+_TOKEN = re.compile(
+    rf"(\{{[^{{}}]*\}})"  # 1 explicit symbols
+    r"|([A-Za-z]+(?:['’][A-Za-z]+)*(?:(?<=s)['’](?![A-Za-z]))?)"  # 2 Latin word
+    r"|([$£€¥]?\d+(?:[.,:/-]\d+)*(?:%|(?:st|nd|rd|th|s)(?![A-Za-z]))?)"  # 3 number
+    rf"|([{CJK}]+)"  # 4 CJK
+    r"|(\s+)"  # 5 whitespace
+    r"|(.)",  # 6 anything else
+    re.DOTALL,
+)
+_RAW, _EN, _NUM, _ZH, _SPACE, _OTHER = range(6)
+_SEP = -1  # whitespace between runs of different languages
+_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_SHADOW = str.maketrans({",": "，", ".": "。", "!": "！", "?": "？", ";": "；", ":": "：", "(": "（", ")": "）", "'": "x"})
+_QUICK = re.compile(rf"[{CJK}，。！？；：、]*")
+
+
+def _kinds(tokens: list[tuple[int, str]]) -> list[int]:
+    """Language of every token: _EN, _ZH, _RAW or _SEP (see the module docstring)."""
+    kinds = [kind for kind, _ in tokens]
+    has_cjk = _ZH in kinds
+    for i, (kind, _) in enumerate(tokens):
+        if kind == _NUM:
+            kinds[i] = _number_language(tokens, i, has_cjk)
+            if kinds[i] == _ZH and i + 1 < len(tokens) and tokens[i + 1][0] == _EN:
+                if tokens[i + 1][1] in UNITS:
+                    kinds[i + 1] = _ZH
+    # Punctuation and symbols are English only between English words (or an English word and an end).
+    for i, kind in enumerate(kinds):
+        if kind == _OTHER:
+            left, right = _neighbour(kinds, i, -1), _neighbour(kinds, i, 1)
+            english = left in (_EN, None) and right in (_EN, None) and (left, right) != (None, None)
+            kinds[i] = _EN if english else _ZH
+    for i, kind in enumerate(kinds):
+        if kind == _SPACE:
+            left, right = _neighbour(kinds, i, -1), _neighbour(kinds, i, 1)
+            same = left == right and left in (_EN, _ZH) and "\n" not in tokens[i][1]
+            kinds[i] = left if same else _SEP  # type: ignore[assignment]
+    return kinds
+
+
+def _neighbour(kinds: list[int], i: int, step: int) -> int | None:
+    """The language of the nearest word or number from ``i`` in direction ``step`` (None at an end)."""
+    j = i + step
+    while 0 <= j < len(kinds) and kinds[j] in (_SPACE, _SEP, _OTHER):
+        j += step
+    return kinds[j] if 0 <= j < len(kinds) else None
+
+
+def _number_language(tokens: list[tuple[int, str]], i: int, has_cjk: bool) -> int:
+    beside = set()
+    for step in (-1, 1):
+        j = i + step
+        while 0 <= j < len(tokens) and tokens[j][0] == _SPACE and "\n" not in tokens[j][1]:
+            j += step
+        if 0 <= j < len(tokens):
+            beside.add(tokens[j][0])
+    if _ZH in beside:
+        return _ZH
+    if _EN in beside:
+        return _EN
+    best: tuple[int, int] | None = None
+    for step in (-1, 1):
+        j, distance = i + step, 0
+        while 0 <= j < len(tokens) and tokens[j][0] not in (_EN, _ZH):
+            distance += len(tokens[j][1])
+            j += step
+        if 0 <= j < len(tokens) and (best is None or distance < best[0]):
+            best = (distance, tokens[j][0])
+    return _ZH if best is None or (best[1] == _ZH and has_cjk) else best[1]
+
+
+def normalize_mixed(text: str) -> str:
+    """Normalize mixed Mandarin/English text (see the module docstring)."""
+    if _QUICK.fullmatch(text):
+        return normalize_zh(text)
+    text = text.translate(_FULL_WIDTH)
+    tokens = [(m.lastindex - 1, m[0]) for m in _TOKEN.finditer(text)]  # type: ignore[operator]
+    kinds = _kinds(tokens)
+    out: list[str] = []
+    previous: int | None = None  # language of the last run written
+    gap = ""
+    i = 0
+    while i < len(tokens):
+        kind = kinds[i]
+        if kind == _SEP:
+            gap = "\n" if "\n" in tokens[i][1] else " "
+            i += 1
+            continue
+        j = i + 1
+        if kind != _RAW:
+            while j < len(tokens) and kinds[j] == kind:
+                j += 1
+        chunk = "".join(t for _, t in tokens[i:j])
+        if kind == _RAW:
+            inner = " ".join(chunk[1:-1].split())
+            piece = "{" + inner + "}" if inner else ""
+        elif kind == _EN:
+            piece = normalize_english(chunk)
+        else:
+            piece = normalize_zh(chunk)
+        if piece:
+            if out and (gap or (previous in (_EN, _RAW) and kind in (_EN, _RAW))):
+                out.append(gap or " ")
+            out.append(piece)
+            previous = kind
+        gap = ""
+        i = j
+    return "".join(out).strip()
+
+
+def shadow(text: str) -> str:
+    """Same-length stand-in of normalized text for the Mandarin analysis (see the module docstring)."""
+    if "{" in text:
+        text = BRACES.sub(lambda m: "Q" * len(m[0]), text)
+    return text.translate(_SHADOW)
