@@ -316,11 +316,11 @@ SENTENCES = (
 def baker():
     """The real baker pack, its sentences as ids, and the float32 CPU reference outputs."""
     from voxserve.backends.torch_eager import TorchBackend
-    from voxserve.engine.voice import frontend_for
+    from voxserve.frontend.mandarin import MandarinFrontend
     from voxserve.packs import store
 
     pack = store.load("baker")
-    frontend = frontend_for(pack)
+    frontend = MandarinFrontend("baker")
     table = {s: i for i, s in enumerate(pack.config.symbols)}
     seqs = [[table[s] for s in frontend.phonemize(text).symbols] for text in SENTENCES]
     ref = TorchBackend("cpu")

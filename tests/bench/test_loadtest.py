@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import threading
 import time
 
@@ -99,26 +98,25 @@ def test_summarize_percentiles_and_errors():
 
 @pytest.fixture(scope="module")
 def server_url(tts):
+    """The real server and serving engine on the session's voice, under uvicorn on a free loopback port."""
     import uvicorn
 
+    from voxserve.engine.runtime import Engine
     from voxserve.server.app import create_app
+    from voxserve.server.config import ServerConfig
 
-    app = create_app(warmup=False)
-    app.state.service.tts = tts  # share the session's loaded voice
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    app = create_app(ServerConfig(ui=False, warmup=False, api_keys=()), engine=Engine(tts, voices=["baker"]))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    thread.join(timeout=60)
 
 
 def _check_level(lv, paced):
@@ -144,9 +142,13 @@ def test_unpaced_run_writes_results(server_url, tmp_path):
     assert "| 4 |" in (out / "loadtest.md").read_text("utf-8")
 
 
-def test_paced_run(server_url):
-    result = main(_args(server_url, "-c", "2", "--duration", "4", "--max-requests", "8", "--mix", "short"))
+@pytest.mark.parametrize("stream_format", ["audio", "sse", "none"])
+def test_paced_run(server_url, stream_format):
+    args = _args(server_url, "-c", "2", "--duration", "3", "--max-requests", "6", "--mix", "short")
+    args.stream_format = stream_format
+    result = main(args)
     _check_level(result["levels"][0], paced=True)
+    assert result["config"]["stream_format"] == (None if stream_format == "none" else stream_format)
 
 
 def test_client_errors_are_counted(server_url):

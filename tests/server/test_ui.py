@@ -299,7 +299,7 @@ def test_ui_streams_while_synthesizing(ui_server, browser):
     page = _open(browser, base, "/ui-stream/", outside)
     text = "春天来了，花开了。小鸟在树上唱歌。孩子们在草地上放风筝。"
     _speak(page, text, "悲伤")
-    # Playback runs from the streamed (HLS) source before the download exists.
+    # The player plays the streamed (HLS) source; the WAV download comes when synthesis ends.
     page.wait_for_function(
         "(() => { const a = document.querySelector('#vx-audio audio'); return a && a.currentTime > 0.3; })()"
     )

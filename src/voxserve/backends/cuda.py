@@ -60,10 +60,10 @@ class CudaBackend(Backend):
         dtype: str = "fp16",
         graphs: bool = True,
         batch_buckets: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
-        token_buckets: Sequence[int] = (32, 64, 128, 256),
-        frame_buckets: Sequence[int] = (128, 256, 512, 1024, 2048),
+        token_buckets: Sequence[int] = (32, 64, 128, 192, 256, 384, 512),
+        frame_buckets: Sequence[int] = (128, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536, 2048),
         max_graph_frames: int = 65536,
-        cudnn_benchmark: bool = True,
+        cudnn_benchmark: bool = False,
     ) -> None:
         """``dtype`` (fp16, bf16, fp32) is for the frame stages and vocoder; symbols always run in float32.
 

@@ -58,8 +58,8 @@ class LoadConfig:
     ramp_s: float = 1.0
     """Clients start evenly spread over this many seconds."""
     voice: str | None = None
-    stream_format: str | None = None
-    """None: leave it to the server; "audio" (raw body) or "sse" (base64 audio events)."""
+    stream_format: str | None = "audio"
+    """"audio": chunked raw body; "sse": base64 audio events; None: one whole file (TTFA ~ e2e)."""
     fallback_sample_rate: int = 24000
     """Used, and counted, when a response has no X-Sample-Rate header."""
     seed: int = 0
@@ -361,7 +361,9 @@ def add_loadtest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mix", default=",".join(DEFAULT_MIX), help="sentence classes: short,medium,long")
     p.add_argument("--texts", default=None, help="file with one text per line (replaces --mix)")
     p.add_argument("--voice", default=None)
-    p.add_argument("--stream-format", choices=["audio", "sse"], default=None, help="default: server's")
+    p.add_argument(
+        "--stream-format", choices=["audio", "sse", "none"], default="audio", help="none: ask for whole files"
+    )
     p.add_argument("--warmup", type=int, default=2, help="sequential requests before measuring")
     p.add_argument("--search", action="store_true", help="find the highest concurrency meeting --slo-ms")
     p.add_argument("--slo-ms", type=float, default=150.0, help="search: p99 TTFA target")
@@ -390,7 +392,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         lookahead_s=args.lookahead_ms / 1e3,
         ramp_s=args.ramp,
         voice=args.voice,
-        stream_format=args.stream_format,
+        stream_format=None if args.stream_format == "none" else args.stream_format,
         seed=args.seed,
     )
     if args.warmup > 0:

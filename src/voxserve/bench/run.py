@@ -389,7 +389,7 @@ class _Memory:
 
 def _rss_mib() -> float:
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped]
     except ImportError:
         return float("nan")
     return float(psutil.Process().memory_info().rss) / 2**20

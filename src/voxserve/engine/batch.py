@@ -70,7 +70,10 @@ def run_acoustic(backend: Backend, works: Sequence[SentenceWork]) -> list[Senten
     for row, w in enumerate(works):
         ids[row, : len(w.ids)] = torch.tensor(w.ids, dtype=torch.int64)
     ctl = Controls(
-        *(torch.tensor([w.controls[i] for w in works], dtype=torch.float32) for i in range(len(Controls._fields)))
+        *(
+            torch.tensor([w.controls[i] for w in works], dtype=torch.float32)
+            for i in range(len(Controls._fields))
+        )
     )
     out = backend.acoustic(ids, lengths, ctl)
     results = []

@@ -36,7 +36,9 @@ class _LRU:
 
     def __init__(self, max_items: int, max_bytes: int, size: Callable[[object], int]) -> None:
         if max_items < 1 or max_bytes < 1:
-            raise InvalidInput("cache limits must be positive", param="max_items" if max_items < 1 else "max_bytes")
+            raise InvalidInput(
+                "cache limits must be positive", param="max_items" if max_items < 1 else "max_bytes"
+            )
         self.max_items, self.max_bytes, self._size = max_items, max_bytes, size
         self._data: OrderedDict[Hashable, object] = OrderedDict()
         self._lock = threading.Lock()
@@ -147,7 +149,7 @@ class AudioCache(ABC):
     def put(self, key: str, audio: CachedAudio) -> None:
         """Store ``audio`` (best effort)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most caches hold no connections)
         """Release connections."""
 
     def _count(self, found: CachedAudio | None) -> CachedAudio | None:
@@ -211,7 +213,9 @@ class RedisAudioCache(AudioCache):
         samples = np.ascontiguousarray(audio.samples, dtype="<f4").tobytes()
         try:
             pipe = self._client.pipeline()
-            pipe.hset(self.prefix + key, mapping={"samples": samples, "meta": json.dumps(meta, ensure_ascii=False)})
+            pipe.hset(
+                self.prefix + key, mapping={"samples": samples, "meta": json.dumps(meta, ensure_ascii=False)}
+            )
             pipe.expire(self.prefix + key, self.ttl_s)
             pipe.execute()
         except self._redis.RedisError as e:

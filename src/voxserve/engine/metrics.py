@@ -12,7 +12,25 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+LATENCY_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+)
 QUEUE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
@@ -45,7 +63,11 @@ class EngineMetrics:
             registry=r,
         )
         self.batch_size = Histogram(
-            "voxserve_batch_size", "Items per batched model call.", ["stage"], buckets=BATCH_BUCKETS, registry=r
+            "voxserve_batch_size",
+            "Items per batched model call.",
+            ["stage"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
         )
         self.real_time_factor = Histogram(
             "voxserve_real_time_factor",
@@ -54,9 +76,13 @@ class EngineMetrics:
             registry=r,
         )
         self.running = Gauge("voxserve_jobs_running", "Admitted jobs with work started.", registry=r)
-        self.waiting = Gauge("voxserve_jobs_waiting", "Admitted jobs with no model work started yet.", registry=r)
+        self.waiting = Gauge(
+            "voxserve_jobs_waiting", "Admitted jobs with no model work started yet.", registry=r
+        )
         self.jobs = Counter("voxserve_jobs", "Finished jobs by outcome.", ["outcome"], registry=r)
-        self.failures = Counter("voxserve_failures", "Failed or refused jobs by reason.", ["reason"], registry=r)
+        self.failures = Counter(
+            "voxserve_failures", "Failed or refused jobs by reason.", ["reason"], registry=r
+        )
         self.fallbacks = Counter(
             "voxserve_fallbacks", "Batches retried on the fallback backend.", ["stage", "reason"], registry=r
         )

@@ -154,7 +154,7 @@ class Scheduler:
         with self._cond:
             while not self._closed:
                 now = self._clock()
-                expired = [it for q in self._queues.values() for it in q.keep(lambda it: it.job.deadline > now)]
+                expired = [it for q in self._queues.values() for it in q.keep(_alive_at(now))]
                 key, wake = self._pick(now)
                 if key is not None:
                     q = self._queues[key]
@@ -182,3 +182,7 @@ class Scheduler:
             elif wake is None or ready_at < wake:
                 wake = ready_at
         return best_key, wake
+
+
+def _alive_at(now: float) -> Callable[[WorkItem], bool]:
+    return lambda item: item.job.deadline > now

@@ -14,6 +14,7 @@ Nothing here runs models or touches the scheduler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -118,7 +119,9 @@ def receptive_frames(backend: object, n_mels: int) -> int:
     return probe_receptive_frames(backend.vocoder, n_mels)  # type: ignore[attr-defined]
 
 
-def probe_receptive_frames(vocode: Callable[[torch.Tensor], torch.Tensor], n_mels: int, reach: int = 64) -> int:
+def probe_receptive_frames(
+    vocode: Callable[[torch.Tensor], torch.Tensor], n_mels: int, reach: int = 64
+) -> int:
     """Measure how far one mel frame's change spreads in the vocoder's output, plus a margin of 2 frames.
 
     Perturbs the middle frame of a random mel and finds the furthest changed sample
@@ -198,7 +201,9 @@ class Assembler:
         if any(n is None for n in counts) or len(self._pieces) < sum(n or 0 for n in counts):
             return []
         rendered = [
-            Rendered(np.concatenate([self._pieces[(k, c)] for c in range(counts[k] or 0)]), self._durations[k])
+            Rendered(
+                np.concatenate([self._pieces[(k, c)] for c in range(counts[k] or 0)]), self._durations[k]
+            )
             for k in range(self.n)
         ]
         audio = assemble(self._seqs, rendered, self.sample_rate, self.hop, self.params)  # type: ignore[arg-type]
@@ -227,7 +232,9 @@ class Assembler:
             end = self._offset / self.sample_rate + 1e-6
             chars = tuple(t for t in self._pending_chars if final or t.end <= end)
             self._pending_chars = [t for t in self._pending_chars if not (final or t.end <= end)]
-            out.append(AudioChunk(samples, self.sample_rate, self._index, final, chars if self.timestamps else ()))
+            out.append(
+                AudioChunk(samples, self.sample_rate, self._index, final, chars if self.timestamps else ())
+            )
             self._kept.append(samples)
             self._chars.extend(chars)
             self._index += 1
@@ -282,10 +289,9 @@ class JobStream:
 
     def push(self, item: AudioChunk | BaseException | None) -> None:
         """Hand a chunk, an error, or None (the job was cancelled) to the consumer. Any thread."""
-        try:
+        # RuntimeError: the consumer's loop is closed, so nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._queue.put_nowait, _END if item is None else item)
-        except RuntimeError:  # the consumer's loop is closed: nobody is listening any more
-            pass
 
     def __aiter__(self) -> AsyncIterator[AudioChunk]:
         return self

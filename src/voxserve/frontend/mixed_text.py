@@ -91,7 +91,7 @@ def _number_language(tokens: list[tuple[int, str]], i: int, has_cjk: bool) -> in
             j += step
         if 0 <= j < len(tokens):
             beside.add(tokens[j][0])
-    if _ZH in beside:
+    if _ZH in beside or _glued_through_latin(tokens, i):
         return _ZH
     if _EN in beside:
         return _EN
@@ -104,6 +104,17 @@ def _number_language(tokens: list[tuple[int, str]], i: int, has_cjk: bool) -> in
         if 0 <= j < len(tokens) and (best is None or distance < best[0]):
             best = (distance, tokens[j][0])
     return _ZH if best is None or (best[1] == _ZH and has_cjk) else best[1]
+
+
+def _glued_through_latin(tokens: list[tuple[int, str]], i: int) -> bool:
+    """Whether a Latin word glued to the number is glued to CJK on its other side ("5G网络")."""
+    for step in (-1, 1):
+        j = i + step
+        if 0 <= j < len(tokens) and tokens[j][0] == _EN:
+            k = j + step
+            if 0 <= k < len(tokens) and tokens[k][0] == _ZH:
+                return True
+    return False
 
 
 def normalize_mixed(text: str) -> str:

@@ -49,6 +49,8 @@ class ServerConfig:
     """Device the backend runs on (``cpu``, ``cuda``, ``cuda:1``...)."""
     threads: int | None = None
     """Torch intra-op threads (None: torch's default)."""
+    fallback: str | None = None
+    """Backend that retries a batch the primary one failed (e.g. ``torch`` on CPU behind CUDA)."""
     api_keys: tuple[str, ...] = field(default_factory=keys_from_env)
     """Accepted bearer tokens; empty: no authentication. Default: ``$VOXSERVE_API_KEYS``."""
     max_body_bytes: int = 256 * 1024
@@ -57,8 +59,8 @@ class ServerConfig:
     """Longest ``input`` in characters (OpenAI's limit is 4096)."""
     max_queue: int = 64
     """Requests the engine holds waiting; beyond it new ones get 429 with Retry-After."""
-    max_batch: int = 16
-    """Most sentences the engine runs in one batch."""
+    max_batch: int | None = None
+    """Most items the engine runs in one model call (None: the backend's largest bucket, else 16)."""
     max_wait_ms: float = 5.0
     """Longest the engine waits to fill a batch, in milliseconds."""
     deadline_s: float | None = 60.0
@@ -67,8 +69,6 @@ class ServerConfig:
     """Audio/embedding cache: None (off), ``memory``, or a ``redis://`` URL."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (``*`` for any); empty: no CORS headers."""
-    warmup: bool = True
-    """Load and warm voices before reporting ready (off only in tests)."""
     drain_timeout_s: float = 30.0
     """On SIGTERM, how long in-flight requests may run before the server stops anyway, in seconds."""
     ui: bool = True
@@ -86,7 +86,9 @@ class ServerConfig:
             raise bad("port", f"must be 0-65535, got {self.port!r}")
         for name in ("max_body_bytes", "max_input_chars", "max_queue", "max_batch"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if value is None and name == "max_batch":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(name, f"must be a positive integer, got {value!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise bad("threads", f"must be a positive integer, got {self.threads!r}")
@@ -136,6 +138,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--backend", default=None, help="how models run (default torch)")
     a("--device", default=None, help="device for the backend (default cpu)")
     a("--threads", type=int, default=None, help="torch intra-op threads")
+    a("--fallback", default=None, help="backend to retry failed batches on (e.g. torch)")
     a(
         "--api-key",
         dest="api_keys",
@@ -146,12 +149,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--max-body-bytes", type=int, default=None, help="largest request body (default 262144)")
     a("--max-input-chars", type=int, default=None, help="longest input text (default 4096)")
     a("--max-queue", type=int, default=None, help="waiting requests before 429 (default 64)")
-    a("--max-batch", type=int, default=None, help="sentences per batch (default 16)")
+    a("--max-batch", type=int, default=None, help="items per model call (default: the backend's)")
     a("--max-wait-ms", type=float, default=None, help="batch fill wait in ms (default 5)")
     a("--deadline", dest="deadline_s", type=float, default=None, help="per-request deadline, s (default 60)")
     a("--cache", default=None, help="cache: memory or redis://host:port/db (default off)")
     a("--cors-origin", dest="cors_origins", action="append", default=None, help="allowed CORS origin")
     a("--drain-timeout", dest="drain_timeout_s", type=float, default=None, help="SIGTERM grace, s (30)")
-    a("--no-warmup", dest="warmup", action="store_false", default=None, help="skip warm-up at start")
     a("--no-ui", dest="ui", action="store_false", default=None, help="do not mount the web UI")
     a("--log-level", default=None, choices=["debug", "info", "warning", "error"], help="log level")

@@ -77,11 +77,29 @@ class SpeechPlan:
         )
 
 
-def build_engine(config: ServerConfig) -> ServingEngine:
-    """The real serving engine for ``config`` (imported here so that importing the server stays cheap)."""
-    from voxserve.engine.runtime import Engine
+NO_DEADLINE_S = 24 * 3600.0
+"""What "no deadline" means to the engine, which wants a number."""
 
-    return Engine.from_server_config(config)  # type: ignore[attr-defined, no-any-return]
+
+def build_engine(config: ServerConfig) -> ServingEngine:
+    """The real serving engine for ``config``; it loads nothing until ``start()``.
+
+    Imported here so that importing the server stays cheap.
+    """
+    from voxserve.engine.runtime import Engine
+    from voxserve.engine.tts import TTS
+
+    tts = TTS(voice=config.voice, backend=config.backend, device=config.device, threads=config.threads)
+    return Engine(
+        tts,
+        voices=[config.voice, *(v for v in config.preload if v != config.voice)],
+        fallback=config.fallback,
+        max_batch=config.max_batch,
+        max_wait_ms=config.max_wait_ms,
+        max_queue=config.max_queue,
+        default_deadline_s=config.deadline_s or NO_DEADLINE_S,
+        cache=config.cache,
+    )
 
 
 class SpeechService:

@@ -88,16 +88,21 @@ def is_english_symbol(symbol: str) -> bool:
     return symbol.startswith("[") and symbol != "[LAUGH]"
 
 
+def _english_at(symbols: tuple[str, ...], end: int) -> bool:
+    """Whether the first (end=0) or last (end=-1) symbol that is not a break is an English phone."""
+    ordered = symbols if end == 0 else reversed(symbols)
+    return next((is_english_symbol(s) for s in ordered if s not in ALL_BREAKS), False)
+
+
 class Segment(NamedTuple):
     """Symbols a frontend already chose for one word of an ``Utterance`` (English phones, explicit input).
 
-    ``english`` picks the break and language-switch symbols around the word.
-    ``char_index`` has one entry per symbol (-1 for none).
+    ``char_index`` has one entry per symbol (-1 for none). Whether its first and
+    last symbols are English phones picks the break symbols around it.
     """
 
     symbols: tuple[str, ...]
     char_index: tuple[int, ...]
-    english: bool
 
 
 class EmotiVoiceMapper:
@@ -146,9 +151,9 @@ class EmotiVoiceMapper:
         last_pinyin: str | None = None  # the syllable whose final is symbols[-1], for erhua
         for wi, word in enumerate(words):
             segment = segments.get(wi)
-            english = segment.english if segment is not None else False
             joins = segment is None and word.syllables[0].erhua and last_pinyin is not None
             if wi > 0 and not joins:
+                english = segment is not None and _english_at(segment.symbols, 0)
                 brk = self._break(english_before, english, words[wi - 1].break_after)
                 if symbols[-1] not in ALL_BREAKS and not (segment and segment.symbols[0] in BREAKS):
                     symbols.append(brk)
@@ -159,7 +164,7 @@ class EmotiVoiceMapper:
                 last_pinyin = None
             else:
                 last_pinyin = self._mandarin(word.syllables, word.text, last_pinyin, symbols, index)
-            english_before = english
+            english_before = segment is not None and _english_at(segment.symbols, -1)
         while symbols[-1] in ALL_BREAKS:
             symbols.pop()
             index.pop()
