@@ -105,7 +105,7 @@ def server_url(tts):
     from voxserve.server.app import create_app
     from voxserve.server.config import ServerConfig
 
-    app = create_app(ServerConfig(ui=False, warmup=False, api_keys=()), engine=Engine(tts, voices=["baker"]))
+    app = create_app(ServerConfig(ui=False, api_keys=()), engine=Engine(tts, voices=["baker"]))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -39,10 +39,10 @@ def serve_app():
 
 @pytest.fixture(scope="session")
 def make_engine():
-    """``make_engine(tts, config)``: the serving engine a test server runs on, sharing the session's voice."""
-    from tts_engine import TTSEngine
+    """``make_engine(tts, config)``: the real serving engine for ``config``, sharing the session's voice."""
+    from voxserve.server.serving import build_engine
 
-    def make(tts, config, **kw):
-        return TTSEngine(tts, max_queue=config.max_queue, deadline_s=config.deadline_s, **kw)
+    def make(tts, config):
+        return build_engine(config, tts=tts)
 
     return make

@@ -37,7 +37,9 @@ def test_default_format_is_mp3_like_openai(client):
 
 
 def test_voice_as_object_and_openai_voice_names(client):
-    a = client.post("/v1/audio/speech", json={"input": "你好。", "voice": {"id": "baker"}, "response_format": "pcm"})
+    a = client.post(
+        "/v1/audio/speech", json={"input": "你好。", "voice": {"id": "baker"}, "response_format": "pcm"}
+    )
     b = client.post("/v1/audio/speech", json={"input": "你好。", "voice": "alloy", "response_format": "pcm"})
     assert a.status_code == b.status_code == 200 and a.content == b.content
 

@@ -12,7 +12,6 @@ import base64
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -179,40 +178,45 @@ def test_mount_ui_for_service_serves_page():
 
 @pytest.fixture(scope="module")
 def ui_server(tts):
+    """The real server and serving engine with the UI mounted, under uvicorn on a free loopback port.
+
+    Yields the base URL and the engine jobs submitted so far (the UI's requests).
+    """
     pytest.importorskip("gradio")
     pytest.importorskip("playwright")
     if not os.path.exists(CHROMIUM):
         pytest.skip("needs Debian's chromium at /usr/bin/chromium")
     import uvicorn
-    from fastapi import FastAPI
 
-    from voxserve.server.ui import mount_demo, tts_synthesizer
+    from voxserve.engine.runtime import Engine
+    from voxserve.server.app import create_app
+    from voxserve.server.config import ServerConfig
+    from voxserve.server.ui import mount_ui
 
-    calls: list[tuple] = []
-    real = tts_synthesizer(tts)
+    engine = Engine(tts, voices=["baker"])
+    jobs: list = []
+    submit = engine.submit
 
-    def recording(text, voice, emotion, speed, pitch):
-        calls.append((text, voice, emotion, speed, pitch))
-        yield from real(text, voice, emotion, speed, pitch)
+    def recording_submit(job):
+        jobs.append(job)
+        return submit(job)
 
-    app = FastAPI()
-    mount_demo(app, tts.voices(), recording, stream=False)
+    engine.submit = recording_submit  # type: ignore[method-assign]
+    app = create_app(ServerConfig(ui=False, api_keys=()), engine=engine)
+    mount_ui(app, app.state.service, stream=False)
     if shutil.which("ffmpeg"):  # Gradio's streamed audio is encoded to AAC by ffmpeg
-        mount_demo(app, tts.voices(), recording, path="/ui-stream", stream=True)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        mount_ui(app, app.state.service, path="/ui-stream", stream=True)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", calls
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", jobs
     server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    thread.join(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +262,7 @@ def _check_speech(audio, sr, low_s, high_s):
 
 
 def test_ui_speaks_mandarin_with_emotion(ui_server, browser):
-    base, calls = ui_server
+    base, jobs = ui_server
     outside: list[str] = []
     page = _open(browser, base, "/ui/", outside)
     _speak(page, TEXT, "开心")
@@ -268,8 +272,8 @@ def test_ui_speaks_mandarin_with_emotion(ui_server, browser):
     audio, sr = sf.read(io.BytesIO(base64.b64decode(page.evaluate(FETCH_B64, src))), dtype="float32")
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-    assert calls and calls[-1][0] == TEXT and calls[-1][2] == "开心"
-    assert calls[-1][1] in ("baker", None)
+    assert jobs and jobs[-1].text == TEXT and jobs[-1].params.emotion == "开心"
+    assert jobs[-1].voice == "baker" and jobs[-1].stream
     _check_speech(audio, sr, 1.5, 10.0)  # 17 characters of Mandarin
 
     href = page.locator("#vx-download a[download]").get_attribute("href")
@@ -281,20 +285,20 @@ def test_ui_speaks_mandarin_with_emotion(ui_server, browser):
 
 
 def test_ui_empty_text_shows_error(ui_server, browser):
-    base, calls = ui_server
+    base, jobs = ui_server
     page = browser.new_page()
     page.goto(f"{base}/ui/")
-    before = len(calls)
+    before = len(jobs)
     page.locator("#vx-go").click()
     page.get_by_text("enter some text").first.wait_for(timeout=30_000)
-    assert len(calls) == before
+    assert len(jobs) == before
     page.close()
 
 
 def test_ui_streams_while_synthesizing(ui_server, browser):
     if not shutil.which("ffmpeg"):
         pytest.skip("streamed playback needs ffmpeg")
-    base, calls = ui_server
+    base, jobs = ui_server
     outside: list[str] = []
     page = _open(browser, base, "/ui-stream/", outside)
     text = "春天来了，花开了。小鸟在树上唱歌。孩子们在草地上放风筝。"
@@ -306,7 +310,7 @@ def test_ui_streams_while_synthesizing(ui_server, browser):
     streamed = page.evaluate("document.querySelector('#vx-audio audio').duration")
     href = page.locator("#vx-download a[download]").get_attribute("href")
     audio, sr = sf.read(io.BytesIO(base64.b64decode(page.evaluate(FETCH_B64, href))), dtype="float32")
-    assert calls[-1][0] == text and calls[-1][2] == "悲伤"
+    assert jobs[-1].text == text and jobs[-1].params.emotion == "悲伤"
     _check_speech(audio, sr, 3.0, 15.0)  # three sentences
     assert page.evaluate("window.__played.length") > 0
     assert streamed > 1.0

@@ -47,7 +47,13 @@ def test_config_validates_and_reads_env(monkeypatch):
     monkeypatch.setenv("VOXSERVE_API_KEYS", " a1, ,b2 ")
     assert ServerConfig().api_keys == ("a1", "b2") and ServerConfig().auth
     assert ServerConfig(api_keys=()).auth is False
-    for bad in ({"port": 70000}, {"max_queue": 0}, {"cache": "mongo://x"}, {"deadline_s": 0}, {"api_keys": ("a b",)}):
+    for bad in (
+        {"port": 70000},
+        {"max_queue": 0},
+        {"cache": "mongo://x"},
+        {"deadline_s": 0},
+        {"api_keys": ("a b",)},
+    ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             ServerConfig(**bad)
     assert ServerConfig(cache="redis://localhost:6379/0").cache.startswith("redis://")
@@ -110,7 +116,9 @@ def test_metrics_text():
     m.ttfa.observe(3.0, stream="audio", format="pcm")
     text = m.render().decode()
     assert 'voxserve_http_requests_total{route="/v1/audio/speech",status="200"} 1' in text
-    assert 'voxserve_http_time_to_first_audio_seconds_bucket{format="pcm",stream="audio",le="0.015"} 1' in text
+    assert (
+        'voxserve_http_time_to_first_audio_seconds_bucket{format="pcm",stream="audio",le="0.015"} 1' in text
+    )
     assert 'voxserve_http_time_to_first_audio_seconds_bucket{format="pcm",stream="audio",le="+Inf"} 2' in text
     assert 'voxserve_http_time_to_first_audio_seconds_count{format="pcm",stream="audio"} 2' in text
     assert "voxserve_http_speech_in_flight 0" in text

@@ -239,6 +239,10 @@ class Engine:
         """True once voices are loaded and warmed and the engine is not draining."""
         return self._state == "running"
 
+    def batch_limit(self, voice: str | None = None) -> int:
+        """Items per batched model call for ``voice`` (default: the first served voice); after ``start``."""
+        return self._served[voice or self._names[0]].max_batch
+
     @property
     def voices(self) -> list[str]:
         """Names of the voices this engine serves (after ``start``)."""

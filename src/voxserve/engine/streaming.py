@@ -126,17 +126,20 @@ def probe_receptive_frames(
 
     Perturbs the middle frame of a random mel and finds the furthest changed sample
     on either side. Exact for any deterministic vocoder whose effect does not vanish
-    numerically; returns ``reach`` (and logs) when the spread reaches the probe's edge.
+    numerically; returns ``reach`` (and logs) when the spread reaches the probe's edge or
+    nothing changed.
     """
     gen = torch.Generator().manual_seed(0)
     frames = 2 * reach + 1
-    mel = torch.randn(1, frames, n_mels, generator=gen) * 0.5 - 4.0
+    # Unit-variance frames: packs store normalized log-mels; a silent input could hide the spread.
+    mel = torch.randn(1, frames, n_mels, generator=gen)
     base = vocode(mel)[0]
     moved = mel.clone()
     moved[0, reach] += 1.0
     changed = torch.nonzero(vocode(moved)[0] != base).flatten()
     if changed.numel() == 0:
-        return 2
+        logger.warning("vocoder output did not react to the probe; using %d context frames", reach)
+        return reach
     hop = base.shape[0] // frames
     spread = max(reach - int(changed.min()) // hop, int(changed.max()) // hop - reach)
     if spread + 2 >= reach:

@@ -106,12 +106,12 @@ def _plain(text: str) -> str:
 _NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _UNIT_NAMES = "|".join(sorted(_UNITS, key=len, reverse=True))
 _WORD_RULES: tuple[Rule, ...] = (
-    (re.compile(r"\b(Mr|Mrs|Ms|Dr|Prof|Sr|Jr|Mt|vs|etc|Inc|Ltd|Corp|Co|Dept|approx|Jan|Feb|Mar|Apr|Aug"
+    (re.compile(r"(?<![A-Za-z])(Mr|Mrs|Ms|Dr|Prof|Sr|Jr|Mt|vs|etc|Inc|Ltd|Corp|Co|Dept|approx|Jan|Feb|Mar|Apr|Aug"
                 r"|Sept?|Oct|Nov|Dec|St)\.\s*(?=(\S?))"), _abbreviation),  # fmt: skip
-    (re.compile(r"\be\.g\.\s*"), lambda m: "for example, "),
-    (re.compile(r"\bi\.e\.\s*"), lambda m: "that is, "),
-    (re.compile(r"\bNo\.\s*(?=\d)"), lambda m: "number "),
-    (re.compile(r"\b((?:[A-Za-z]\.){2,})(?![A-Za-z])"), lambda m: m[1].replace(".", "").upper() + " "),
+    (re.compile(r"(?<![A-Za-z])e\.g\.\s*"), lambda m: "for example, "),
+    (re.compile(r"(?<![A-Za-z])i\.e\.\s*"), lambda m: "that is, "),
+    (re.compile(r"(?<![A-Za-z])No\.\s*(?=\d)"), lambda m: "number "),
+    (re.compile(r"(?<![A-Za-z])[A-Za-z](?:\.[A-Za-z])+\.?(?![A-Za-z])"), lambda m: m[0].replace(".", "").upper() + " "),
 )
 _NUMBER_RULES: tuple[Rule, ...] = (
     (re.compile(r"#(?=\d)"), lambda m: "number "),
@@ -139,32 +139,39 @@ _NAME_DOT = re.compile(r"(?<=[A-Za-z])\.(?=[A-Za-z])")
 _ELLIPSIS = re.compile(r"\.{2,}|…+")
 _DASH = re.compile(r"\s+[-–—]+\s+|-{2,}|[–—]+")
 _APOSTROPHE = re.compile(r"(?<=[A-Za-z])[’'](?=[A-Za-z])|(?<=[A-Za-z]s)[’'](?![A-Za-z])")
-_BRACKETS = str.maketrans({"[": "(", "]": ")", "{": "(", "}": ")", "。": ".", "、": ",", "【": "(", "】": ")"})
+_MARKS = str.maketrans(
+    {"[": "(", "]": ")", "{": " ", "}": " ", "。": ".", "、": ",", "【": "(", "】": ")", "！": "!", "，": ",",
+     "：": ":", "；": ";", "？": "?", "（": "(", "）": ")"}
+)  # fmt: skip
 _DROP = re.compile(r"[^A-Za-z\x00,.!?;:()… ]+")
 _BEFORE_MARK = re.compile(r" +(?=[,.!?;:)…])")
 _AFTER_MARK = re.compile(r"(?<=[,.!?;:)…])(?=[A-Za-z(])")
-_OPEN = re.compile(r"(?<=[A-Za-z])\(|\( +")
+_OPEN_SPACE = re.compile(r"\( +")
+_OPEN = re.compile(r"(?<=[A-Za-z,.!?;:)…])\(")
 _SPACES = re.compile(r"\s+")
-_CLEAN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*'?(?:[,.!?;:…)]* \(?[A-Za-z]+(?:'[A-Za-z]+)*'?)*[,.!?;:…)]*")
+_WORD = r"[A-Za-z]+(?:'[A-Za-z]+)*(?:(?<=s)')?"
+_CLEAN = re.compile(rf"{_WORD}(?:[,.!?;:…)]* \(?{_WORD})*[,.!?;:…)]*")
 
 
 def normalize_english(text: str) -> str:
     """Normalize an English run for reading (see the module docstring for the rules)."""
     if _CLEAN.fullmatch(text) and not any(p.search(text) for p, _ in _WORD_RULES):
         return text
+    text = text.translate(_MARKS)
     for pattern, rewrite in _WORD_RULES:
         text = pattern.sub(rewrite, text)
     if _DIGIT.search(text):
         for pattern, rewrite in _NUMBER_RULES:
-            text = pattern.sub(rewrite, text)
+            # Spaces around the words keep them apart from glued letters ("$1A" → "one dollar A").
+            text = pattern.sub(lambda m, rewrite=rewrite: f" {rewrite(m)} ", text)
     text = _SYMBOL.sub(lambda m: _SYMBOLS[m[0]], text)
     text = _NAME_DOT.sub(" dot ", text)
     text = _ELLIPSIS.sub("…", text)
     text = _DASH.sub(", ", text)
-    text = _APOSTROPHE.sub("\x00", text).translate(_BRACKETS)
+    text = _APOSTROPHE.sub("\x00", text)
     text = _DROP.sub(" ", text).replace("\x00", "'")
     text = _SPACES.sub(" ", text)
-    text = _BEFORE_MARK.sub("", text)
+    text = _ELLIPSIS.sub("…", _BEFORE_MARK.sub("", text))
     text = _AFTER_MARK.sub(" ", text)
-    text = _OPEN.sub(lambda m: " (" if m[0] == "(" else "(", text)
+    text = _OPEN.sub(" (", _OPEN_SPACE.sub("(", text))
     return text.strip()

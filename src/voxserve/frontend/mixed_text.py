@@ -14,9 +14,12 @@ is next to it (spaces aside), else English if a Latin word is, else the language
 of the nearest word in either direction, Mandarin when there is none (as the
 released EmotiVoice frontend reads bare numbers). A Mandarin number keeps a unit
 written in letters right after it ("3kg" → 三千克). Punctuation between an
-English and a Mandarin word belongs to the Mandarin run (full-width forms);
-punctuation between English words stays ASCII. Full-width letters, digits and
-ASCII marks become half-width first. The result is idempotent.
+punctuation mark belongs to the run of the word before it (an opening bracket
+or quote: the word after it), or, with no word there, to English if it is ASCII
+and Mandarin if it is full-width; normalized English marks are ASCII and
+Mandarin ones full-width, so normalizing again, or cutting a sentence after a
+mark, changes nothing ("…", which both write, counts as English). Full-width letters and digits
+become half-width first. The result is idempotent.
 
 ``shadow(text)`` returns a string of the same length that the Mandarin analysis
 and sentence splitter can read: ASCII marks become their full-width forms, an
@@ -46,8 +49,13 @@ _TOKEN = re.compile(
 )
 _RAW, _EN, _NUM, _ZH, _SPACE, _OTHER = range(6)
 _SEP = -1  # whitespace between runs of different languages
-_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# Full-width letters, digits and symbols → ASCII; full-width punctuation stays (it marks Mandarin).
+_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F) if chr(c) not in "！，：；？（）"} | {0x3000: 0x20}
+_OPENERS = frozenset("([《（【「『")  # not quotes: Mandarin normalization makes both kinds look alike
 _SHADOW = str.maketrans({",": "，", ".": "。", "!": "！", "?": "？", ";": "；", ":": "：", "(": "（", ")": "）", "'": "x"})
+_EMPTY_BRACES = re.compile(r"\{\s*\}")
+_LATIN_END = re.compile(r"[A-Za-z}]$")
+_LATIN_START = re.compile(r"[A-Za-z{]")
 _QUICK = re.compile(rf"[{CJK}，。！？；：、]*")
 
 
@@ -58,29 +66,45 @@ def _kinds(tokens: list[tuple[int, str]]) -> list[int]:
     for i, (kind, _) in enumerate(tokens):
         if kind == _NUM:
             kinds[i] = _number_language(tokens, i, has_cjk)
-            if kinds[i] == _ZH and i + 1 < len(tokens) and tokens[i + 1][0] == _EN:
-                if tokens[i + 1][1] in UNITS:
-                    kinds[i + 1] = _ZH
-    # Punctuation and symbols are English only between English words (or an English word and an end).
+            if kinds[i] == _ZH and tokens[i][1].isdigit():
+                _claim_unit(tokens, kinds, i + 1)
+    # A mark goes with the word before it (an opening bracket or quote: after it), else by its form;
+    # so cutting a sentence after a mark, or normalizing again, changes nothing.
     for i, kind in enumerate(kinds):
         if kind == _OTHER:
-            left, right = _neighbour(kinds, i, -1), _neighbour(kinds, i, 1)
-            english = left in (_EN, None) and right in (_EN, None) and (left, right) != (None, None)
-            kinds[i] = _EN if english else _ZH
+            mark = tokens[i][1]
+            side = _word_side(kinds, i, 1 if mark in _OPENERS else -1)
+            if side is None:
+                side = _EN if mark.isascii() or mark == "…" else _ZH
+            kinds[i] = side
     for i, kind in enumerate(kinds):
         if kind == _SPACE:
-            left, right = _neighbour(kinds, i, -1), _neighbour(kinds, i, 1)
+            left, right = _word_side(kinds, i, -1, marks=True), _word_side(kinds, i, 1, marks=True)
             same = left == right and left in (_EN, _ZH) and "\n" not in tokens[i][1]
             kinds[i] = left if same else _SEP  # type: ignore[assignment]
     return kinds
 
 
-def _neighbour(kinds: list[int], i: int, step: int) -> int | None:
-    """The language of the nearest word or number from ``i`` in direction ``step`` (None at an end)."""
+def _claim_unit(tokens: list[tuple[int, str]], kinds: list[int], i: int) -> None:
+    """Give a unit written right after a Mandarin number ("kg", "°C", "km/h") to the Mandarin run."""
+    for size in (3, 2, 1):
+        unit = tokens[i : i + size]
+        if len(unit) == size and all(k in (_EN, _OTHER) for k, _ in unit):
+            if "".join(t for _, t in unit) in UNITS and any(k == _EN for k, _ in unit):
+                kinds[i : i + size] = [_ZH] * size
+                return
+
+
+def _word_side(kinds: list[int], i: int, step: int, marks: bool = False) -> int | None:
+    """Language (_EN or _ZH) of the nearest word from ``i`` in direction ``step``; None if there is none.
+
+    Skips spaces, explicit symbols and (unless ``marks``) punctuation.
+    """
+    skip = (_SPACE, _SEP, _RAW) if marks else (_SPACE, _SEP, _RAW, _OTHER)
     j = i + step
-    while 0 <= j < len(kinds) and kinds[j] in (_SPACE, _SEP, _OTHER):
+    while 0 <= j < len(kinds) and kinds[j] in skip:
         j += step
-    return kinds[j] if 0 <= j < len(kinds) else None
+    return kinds[j] if 0 <= j < len(kinds) and kinds[j] in (_EN, _ZH) else None
 
 
 def _number_language(tokens: list[tuple[int, str]], i: int, has_cjk: bool) -> int:
@@ -121,11 +145,10 @@ def normalize_mixed(text: str) -> str:
     """Normalize mixed Mandarin/English text (see the module docstring)."""
     if _QUICK.fullmatch(text):
         return normalize_zh(text)
-    text = text.translate(_FULL_WIDTH)
+    text = _EMPTY_BRACES.sub("", text.translate(_FULL_WIDTH))
     tokens = [(m.lastindex - 1, m[0]) for m in _TOKEN.finditer(text)]  # type: ignore[operator]
     kinds = _kinds(tokens)
     out: list[str] = []
-    previous: int | None = None  # language of the last run written
     gap = ""
     i = 0
     while i < len(tokens):
@@ -147,10 +170,10 @@ def normalize_mixed(text: str) -> str:
         else:
             piece = normalize_zh(chunk)
         if piece:
-            if out and (gap or (previous in (_EN, _RAW) and kind in (_EN, _RAW))):
+            glued = out and (_LATIN_END.search(out[-1]) is not None) and _LATIN_START.match(piece) is not None
+            if out and (gap or glued):
                 out.append(gap or " ")
             out.append(piece)
-            previous = kind
         gap = ""
         i = j
     return "".join(out).strip()

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from voxserve.server.protocol import (
     Usage,
     VoiceInfo,
 )
+
+if TYPE_CHECKING:
+    from voxserve.engine.tts import TTS
 
 log = logging.getLogger("voxserve.server")
 
@@ -77,19 +81,23 @@ class SpeechPlan:
         )
 
 
+WARMUP_TEXTS = ("你好，欢迎。", "Hello, welcome.")
+"""Tried in order on each voice at start until one speaks."""
 NO_DEADLINE_S = 24 * 3600.0
 """What "no deadline" means to the engine, which wants a number."""
 
 
-def build_engine(config: ServerConfig) -> ServingEngine:
+def build_engine(config: ServerConfig, tts: TTS | None = None) -> ServingEngine:
     """The real serving engine for ``config``; it loads nothing until ``start()``.
 
-    Imported here so that importing the server stays cheap.
+    ``tts`` shares voices already loaded (tests); by default a new ``TTS`` is made from
+    the config. Imported here so that importing the server stays cheap.
     """
     from voxserve.engine.runtime import Engine
     from voxserve.engine.tts import TTS
 
-    tts = TTS(voice=config.voice, backend=config.backend, device=config.device, threads=config.threads)
+    if tts is None:
+        tts = TTS(voice=config.voice, backend=config.backend, device=config.device, threads=config.threads)
     return Engine(
         tts,
         voices=[config.voice, *(v for v in config.preload if v != config.voice)],
@@ -115,9 +123,29 @@ class SpeechService:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the engine (loads and warms voices); ready afterwards."""
+        """Start the engine (loads and warms voices), then warm the request path; ready afterwards."""
         await self.engine.start()
+        await self._warm()
         self.started = True
+
+    async def _warm(self) -> None:
+        # One short job per voice through the engine and every encoder, so the first real
+        # request pays no first-call costs (text dictionaries, codec set-up). A failure here
+        # is logged, not fatal: the voice may still serve other text.
+        rate = 0
+        for voice in (self.config.voice, *self.config.preload):
+            for text in WARMUP_TEXTS:
+                try:
+                    chunks = [c async for c in self.engine.submit(SpeechJob(text=text, voice=voice))]
+                except VoxserveError as e:
+                    log.warning("warm-up of voice %s with %r failed: %s", voice, text, e)
+                    continue
+                rate = chunks[-1].sample_rate if chunks else rate
+                break
+        if rate:
+            silence = np.zeros(rate // 10, dtype=np.float32)
+            for fmt in FORMATS:
+                await asyncio.to_thread(encode_file, fmt, silence, rate)
 
     def begin_drain(self) -> None:
         """Refuse new requests (503) from now on; requests in flight go on."""

@@ -8,7 +8,7 @@ them from the server's ``SpeechService``: voices from the pack store, audio
 streamed from the service's ``ServingEngine``. It does not expose energy or
 volume, and it never calls the HTTP API (no auth, no HTTP metrics).
 
-Gradio is imported inside ``mount_ui`` only: a server started without the UI pays
+Gradio is imported inside ``mount_demo`` only: a server started without the UI pays
 nothing for it. Nothing here reaches the network: analytics are off, the theme
 uses the browser's own fonts, there are no share links, and server-side
 rendering (which would start Node) is off.
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from voxserve.engine.interface import ServingEngine
-    from voxserve.engine.tts import TTS
     from voxserve.server.serving import SpeechService
 
 Chunk: TypeAlias = tuple[int, np.ndarray]
@@ -197,13 +196,9 @@ def _pieces(samples: np.ndarray, sample_rate: int) -> Iterable[np.ndarray]:
 
 
 def _wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
-    import io
+    from voxserve.engine.audio import Audio
 
-    import soundfile as sf
-
-    buf = io.BytesIO()
-    sf.write(buf, samples, sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
+    return Audio(samples, sample_rate).wav()
 
 
 def _save(workdir: Path, files: deque[Path], samples: np.ndarray, sample_rate: int) -> Path:
@@ -238,28 +233,5 @@ def engine_synthesizer(engine: ServingEngine) -> Synthesize:
         finally:
             if not finished:
                 stream.cancel()
-
-    return synthesize
-
-
-def tts_synthesizer(tts: TTS) -> Synthesize:
-    """A ``synthesize`` backed by a TTS engine: one chunk per sentence, in order.
-
-    Sentence by sentence so that streamed playback starts after the first sentence;
-    sentences are joined with a fixed short pause (the engine's own joining, which
-    varies the pause with punctuation, applies only to whole-text synthesis).
-    """
-
-    def synthesize(
-        text: str, voice: str | None, emotion: str | None, speed: float, pitch: float
-    ) -> Iterable[Chunk]:
-        sentences = tts.voice(voice).frontend.split(text) or [text]  # empty: let the engine say why
-        for k, sentence in enumerate(sentences):
-            audio = tts.synthesize(sentence, voice=voice, emotion=emotion, speed=speed, pitch=pitch)
-            samples = audio.samples
-            if k + 1 < len(sentences):
-                gap = np.zeros(int(0.2 / speed * audio.sample_rate), dtype=np.float32)
-                samples = np.concatenate([samples, gap])
-            yield audio.sample_rate, samples
 
     return synthesize
