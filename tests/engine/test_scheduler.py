@@ -76,7 +76,7 @@ def test_priority_first_chunks_then_job_priority_then_arrival():
 
 
 def test_stage_whose_best_item_is_best_runs_first_and_keys_never_mix():
-    sched, clock = make(max_batch=8, max_wait_s=0.0)
+    sched, _ = make(max_batch=8, max_wait_s=0.0)
     old, new = Job(1, arrival=1.0), Job(2, arrival=2.0)
     sched.add([item(old, "old-chunk", key=VOCODER), item(new, "new-sentence", key=ACOUSTIC, first=True)])
     sched.add([item(old, "old-sentence", key=ACOUSTIC)])
@@ -84,7 +84,9 @@ def test_stage_whose_best_item_is_best_runs_first_and_keys_never_mix():
     assert first is not None and first.key == ACOUSTIC
     assert [it.payload for it in first.items] == ["new-sentence", "old-sentence"]
     second = sched.next_batch(block=False)
-    assert second is not None and second.key == VOCODER and [it.payload for it in second.items] == ["old-chunk"]
+    assert (
+        second is not None and second.key == VOCODER and [it.payload for it in second.items] == ["old-chunk"]
+    )
 
 
 def test_expired_items_are_dropped_before_running_from_every_queue():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import numpy as np
@@ -12,7 +13,13 @@ import torch
 from voxserve.engine.controls import SynthesisParams
 from voxserve.engine.interface import DeadlineExceeded, SpeechJob
 from voxserve.engine.runtime import Engine
-from voxserve.engine.streaming import Assembler, ChunkPlan, JobStream, probe_receptive_frames, receptive_frames
+from voxserve.engine.streaming import (
+    Assembler,
+    ChunkPlan,
+    JobStream,
+    probe_receptive_frames,
+    receptive_frames,
+)
 from voxserve.engine.tts import assemble
 from voxserve.engine.voice import Rendered
 from voxserve.errors import InvalidInput, VoxserveError
@@ -35,7 +42,7 @@ def corr(a: np.ndarray, b: np.ndarray) -> float:
 def test_spans_tile_the_mel_with_clamped_context(frames, stream, first):
     spans = ChunkPlan().spans(frames, FPS, context=22, stream=stream, first=first)
     assert spans[0].start == 0 and spans[-1].end == frames
-    assert all(a.end == b.start for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(spans))
     for s in spans:
         assert s.lo == max(0, s.start - 22) and s.hi == min(frames, s.end + 22)
         assert s.end - s.start >= min(frames, 16)  # no slivers: tails merge into the chunk before
@@ -122,7 +129,9 @@ def _sentences(rng: np.random.Generator) -> tuple[list[PhoneSequence], list[Rend
     rendered = []
     for seq in seqs:
         durations = rng.integers(1, 9, len(seq.symbols)).astype(np.int64)
-        rendered.append(Rendered(rng.uniform(-0.6, 0.6, int(durations.sum()) * 300).astype(np.float32), durations))
+        rendered.append(
+            Rendered(rng.uniform(-0.6, 0.6, int(durations.sum()) * 300).astype(np.float32), durations)
+        )
     return seqs, rendered
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from audio_check import decode
 
-LONG = "今天天气很好，我们一起去公园散步吧。" * 12
+LONG = "今天天气很好，我们一起去公园散步吧。" * 4
 
 
 def _free_port() -> int:
@@ -67,6 +67,7 @@ def test_sigterm_drains_in_flight_requests(tts):  # tts: the baker pack exists b
             assert worker.is_alive(), result
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
+        assert worker.is_alive()  # else the request was not in flight and nothing was drained
         # New work is refused while the old one finishes: 503 on a live connection, else no connection.
         time.sleep(0.2)
         try:
@@ -78,7 +79,8 @@ def test_sigterm_drains_in_flight_requests(tts):  # tts: the baker pack exists b
         assert result.get("status") == 200, result.get("error")
         samples, rate = decode(result["body"], "wav")
         assert rate == 24000 and len(samples) == ref_samples  # the whole file, not a cut-short one
-        assert proc.wait(timeout=60) == 0
+        # uvicorn re-raises the signal it caught once shut down, so the exit is "killed by SIGTERM".
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{url}/health", timeout=2)
     finally:

@@ -94,7 +94,7 @@ def _backends(args: argparse.Namespace) -> None:
     from voxserve.bench.run import Plan, bench, with_repeats
     from voxserve.errors import InvalidInput
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         torch.device(device)
     except RuntimeError:

@@ -283,7 +283,7 @@ def plot(result: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
     ax.set_yscale("log")
     ax.set_ylabel("latency, ms (bar p50, whisker p99)")
     ax.set_title(f"End-to-end latency at batch 1 — {title}")
-    ax.legend()
+    _legend(ax)
     paths.append(_save(fig, FigureCanvasAgg, out_dir / f"{stem}-latency.png"))
 
     fig = Figure(figsize=(7, 4), layout="constrained")
@@ -295,7 +295,7 @@ def plot(result: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
     ax.set_xlabel("batch size")
     ax.set_ylabel("seconds of audio per second")
     ax.set_title(f"Throughput — {title}")
-    ax.legend()
+    _legend(ax)
     paths.append(_save(fig, FigureCanvasAgg, out_dir / f"{stem}-throughput.png"))
 
     mid = "medium" if "medium" in classes else classes[0]
@@ -305,13 +305,18 @@ def plot(result: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
     for s in STAGES:
         vals = [e["stages_ms"][mid].get(s, 0.0) for e in ok]
         if any(vals):
-            ax.bar([e["name"] for e in ok], vals, bottom=bottoms, label=s.replace("_", " "))
+            ax.bar([e["name"] for e in ok], vals, 0.5, bottom=bottoms, label=s.replace("_", " "))
             bottoms = [a + b for a, b in zip(bottoms, vals, strict=True)]
     ax.set_ylabel("ms per request")
     ax.set_title(f"Per-stage time, {mid} request — {title}")
-    ax.legend(fontsize="small")
+    _legend(ax)
     paths.append(_save(fig, FigureCanvasAgg, out_dir / f"{stem}-stages.png"))
     return paths
+
+
+def _legend(ax: Any) -> None:
+    # Outside the axes, so it never hides a bar or a line.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
 
 
 def _save(fig: Any, canvas: Any, path: Path) -> Path:

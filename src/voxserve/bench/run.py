@@ -60,6 +60,15 @@ class Plan:
     stream_first_s: float = 0.4
     """Audio in the first streamed chunk, seconds (time to first audio; the engine's default)."""
 
+    def __post_init__(self) -> None:
+        from voxserve.errors import InvalidInput
+
+        for key in ("repeats", "throughput_repeats", "stage_repeats"):
+            if getattr(self, key) < 1:
+                raise InvalidInput(f"plan.{key} must be >= 1, got {getattr(self, key)}", param=key)
+        if self.warmup < 0 or not self.batch_sizes or min(self.batch_sizes) < 1 or self.stream_first_s <= 0:
+            raise InvalidInput(f"plan {self} has a negative warm-up, a batch size < 1 or no first chunk")
+
     @classmethod
     def default(cls, device: str | torch.device, quick: bool = False) -> Plan:
         if torch.device(device).type == "cuda":
@@ -199,13 +208,14 @@ def _latency(
                 r = stages.run_request(workload, backend, item)
                 if i == 0:
                     outputs["first"][item.name] = r
-            for _ in range(plan.repeats):
+            for i in range(plan.repeats):
                 t0 = time.perf_counter()
                 r = stages.run_request(workload, backend, item)
                 wall.append(time.perf_counter() - t0)
                 audio += r.audio_s(workload.sample_rate)
+                if i == 0:
+                    outputs["first"].setdefault(item.name, r)
             outputs["last"][item.name] = r
-            outputs["first"].setdefault(item.name, r)
         p50, p95, p99 = np.percentile(np.array(wall) * 1e3, [50, 95, 99]).tolist()
         per_class[cls] = {
             "n": len(wall),

@@ -10,7 +10,7 @@ or touch jobs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,8 +63,13 @@ def controls_tuple(controls: dict[str, float]) -> tuple[float, ...]:
     return tuple(float(controls[k]) for k in Controls._fields)
 
 
-def run_acoustic(backend: Backend, works: Sequence[SentenceWork]) -> list[SentenceOut]:
-    """Pad the sentences to one [B, T] call (ids 0 past each length) and split mel and durations."""
+def run_acoustic(
+    backend: Backend, works: Sequence[SentenceWork], observe: Callable[[int], None] | None = None
+) -> list[SentenceOut]:
+    """Pad the sentences to one [B, T] call (ids 0 past each length) and split mel and durations.
+
+    The acoustic model masks padding, so no placement care is needed. ``observe`` gets the rows.
+    """
     lengths = torch.tensor([len(w.ids) for w in works], dtype=torch.int64)
     ids = torch.zeros(len(works), int(lengths.max()), dtype=torch.int64)
     for row, w in enumerate(works):
@@ -75,6 +80,8 @@ def run_acoustic(backend: Backend, works: Sequence[SentenceWork]) -> list[Senten
             for i in range(len(Controls._fields))
         )
     )
+    if observe is not None:
+        observe(len(works))
     out = backend.acoustic(ids, lengths, ctl)
     results = []
     for row, w in enumerate(works):
@@ -89,14 +96,85 @@ def run_acoustic(backend: Backend, works: Sequence[SentenceWork]) -> list[Senten
     return results
 
 
-def run_vocoder(backend: Backend, works: Sequence[ChunkWork], hop: int) -> list[np.ndarray]:
-    """Zero-pad the mel spans to one [B, F, n_mels] call and cut each item's kept samples out."""
-    longest = max(w.mel.shape[0] for w in works)
-    mel = torch.zeros(len(works), max(longest, 1), works[0].mel.shape[1], dtype=torch.float32)
-    for row, w in enumerate(works):
-        mel[row, : w.mel.shape[0]] = w.mel
-    wav = backend.vocoder(mel)
-    return [
-        wav[row, w.left * hop : (w.left + w.frames) * hop].numpy().astype(np.float32, copy=True)
-        for row, w in enumerate(works)
-    ]
+def run_vocoder(
+    backend: Backend,
+    works: Sequence[ChunkWork],
+    hop: int,
+    context: int,
+    observe: Callable[[int], None] | None = None,
+) -> list[np.ndarray]:
+    """Vocode mel spans in as few calls as padding allows without changing any kept sample.
+
+    A vocoder mirrors its input at both ends of a row, so padding placed right after a
+    sentence's true end changes that end's last ``context`` frames (correlation fell to
+    0.98 on short sentences). Rows are therefore placed so that padding only ever lies
+    beyond ``context`` frames of real input: a span whose kept frames come within
+    ``context`` of its input's end is right-aligned (padding goes before its left context),
+    others are left-aligned. A span close to both ends (a whole sentence) that is shorter
+    than the call is cut into a head and a tail with ``context`` frames of overlap; one
+    too short to cut runs in a call of its exact length. The call length is rounded up to
+    the backend's ``frame_buckets`` when it has them, so it adds no padding of its own.
+    ``observe`` receives the rows of each backend call.
+    """
+    length = _call_frames(backend, works)
+    rows, whole = _plan_rows(works, context, length)
+    calls = ([(rows, length)] if rows else []) + [(group, size) for size, group in whole.items()]
+    out: dict[int, list[np.ndarray]] = {i: [] for i in range(len(works))}
+    for call, frames in calls:
+        mel = torch.zeros(len(call), frames, works[0].mel.shape[1], dtype=torch.float32)
+        offsets = [frames - r.size if r.right_align else 0 for r in call]
+        for row, (r, offset) in enumerate(zip(call, offsets, strict=True)):
+            mel[row, offset : offset + r.size] = r.mel
+        if observe is not None:
+            observe(len(call))
+        wav = backend.vocoder(mel)
+        for row, (r, offset) in enumerate(zip(call, offsets, strict=True)):
+            start = (offset + r.keep) * hop
+            out[r.index].append(
+                wav[row, start : start + r.frames * hop].numpy().astype(np.float32, copy=True)
+            )
+    return [np.concatenate(out[i]) if len(out[i]) > 1 else out[i][0] for i in range(len(works))]
+
+
+@dataclass
+class _Row:
+    """One row of a vocoder call: ``mel`` (its input), kept frames ``[keep, keep + frames)`` of it."""
+
+    index: int
+    mel: torch.Tensor
+    keep: int
+    frames: int
+    right_align: bool
+
+    @property
+    def size(self) -> int:
+        return int(self.mel.shape[0])
+
+
+def _call_frames(backend: Backend, works: Sequence[ChunkWork]) -> int:
+    """Frames of the main call: the longest input, rounded up to a frame bucket of the backend if any."""
+    longest = max(1, max(int(w.mel.shape[0]) for w in works))
+    buckets = getattr(backend, "frame_buckets", None) or ()
+    return min((b for b in buckets if b >= longest), default=longest)
+
+
+def _plan_rows(
+    works: Sequence[ChunkWork], context: int, length: int
+) -> tuple[list[_Row], dict[int, list[_Row]]]:
+    """Rows of the main call (padded to ``length``) and exact-length calls for uncuttable whole spans."""
+    rows: list[_Row] = []
+    whole: dict[int, list[_Row]] = {}
+    for i, w in enumerate(works):
+        size = int(w.mel.shape[0])
+        at_start = w.left < context  # the input starts at the sentence's start
+        at_end = size - w.left - w.frames < context
+        if not (at_start and at_end) or size == length:
+            rows.append(_Row(i, w.mel, w.left, w.frames, right_align=at_end and not at_start))
+            continue
+        cut = w.left + w.frames // 2  # split the kept frames in two, each half with full inner context
+        if cut - context >= 0 and cut + context <= size and w.frames >= 2:
+            rows.append(_Row(i, w.mel[: cut + context], w.left, cut - w.left, right_align=False))
+            rows.append(_Row(i, w.mel[cut - context :], context, w.left + w.frames - cut, right_align=True))
+        else:
+            whole.setdefault(size, []).append(_Row(i, w.mel, w.left, w.frames, right_align=False))
+    return rows, whole

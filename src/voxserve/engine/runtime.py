@@ -384,7 +384,6 @@ class Engine:
                     it.job.started = True  # type: ignore[attr-defined]
             for it in items:
                 self.metrics.queue_time.labels(stage).observe(now - it.enqueued)
-            self.metrics.batch_size.labels(stage).observe(len(items))
             results = self._run_stage(stage, self._served[name], [it.payload for it in items])
             if isinstance(results, VoxserveError):
                 for job in {id(it.job): it.job for it in items}.values():
@@ -403,10 +402,12 @@ class Engine:
     def _run_stage(self, stage: str, served: Served, payloads: list) -> list | VoxserveError:  # type: ignore[type-arg]
         """One batched call on the primary backend, retried on the fallback if it raises RuntimeError."""
 
+        observe = self.metrics.batch_size.labels(stage).observe
+
         def run(backend: Backend) -> list:  # type: ignore[type-arg]
             if stage == ACOUSTIC:
-                return run_acoustic(backend, payloads)
-            return run_vocoder(backend, payloads, served.voice.config.hop_length)
+                return run_acoustic(backend, payloads, observe)
+            return run_vocoder(backend, payloads, served.voice.config.hop_length, served.context, observe)
 
         try:
             return run(served.primary)

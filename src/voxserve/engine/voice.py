@@ -28,6 +28,10 @@ def frontend_for(pack: Pack) -> Frontend:
         from voxserve.frontend.mandarin import MandarinFrontend
 
         return MandarinFrontend("baker")
+    if name == "emotivoice":
+        from voxserve.frontend.mixed import MixedFrontend
+
+        return MixedFrontend("emotivoice")
     raise PackError(f"{pack.path}: unknown frontend {name!r} in config.json")
 
 

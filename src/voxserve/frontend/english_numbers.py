@@ -7,10 +7,10 @@ Used by ``english_text``; knows nothing about where a number stands in a sentenc
 from __future__ import annotations
 
 _ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+)  # fmt: skip
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 _ORDINAL_WORDS = {
     "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
@@ -89,13 +89,13 @@ def digits(text: str) -> str:
 
 
 def decimal(whole: str, fraction: str) -> str:
-    """"3", "14" → "three point one four" (an empty whole part reads "point five")."""
+    """Whole and fraction digits as words: ("3", "14") → "three point one four"; ("", "5") → "point five"."""
     head = cardinal(int(whole)) + " " if whole else ""
     return f"{head}point {digits(fraction)}" if fraction else head.strip()
 
 
 def money(symbol: str, amount: str, scale: str | None = None) -> str:
-    """"$", "2.50" → "two dollars fifty cents"; with ``scale`` ("million") → "two point five million dollars"."""
+    """Money as words: ("$", "2.50") → "two dollars fifty cents"; ("$", "2.5", "million") → "two point five million dollars"."""
     one, many, sub_one, sub_many = _CURRENCIES[symbol]
     whole, _, fraction = amount.partition(".")
     if scale:

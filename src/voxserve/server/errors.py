@@ -18,11 +18,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voxserve.engine.interface import Overloaded
 from voxserve.errors import VoxserveError
-from voxserve.server.protocol import ErrorResponse
+from voxserve.server.protocol import SSE_EVENTS, ErrorResponse
 
 log = logging.getLogger("voxserve.server")
 
@@ -73,7 +74,7 @@ def error_response(
 
 
 def error_payload(exc: VoxserveError) -> str:
-    """An SSE ``error`` event's JSON for an error after streaming began."""
+    """An SSE ``error`` event's JSON (``SpeechError``) for an error after streaming began."""
     body = error_body(exc.status, str(exc), getattr(exc, "param", None), exc.code)
     return json.dumps({"type": "error", **body}, ensure_ascii=True)
 
@@ -149,9 +150,14 @@ def tidy_openapi(app: FastAPI) -> None:
             for op in path.values():
                 if isinstance(op, dict):
                     op.get("responses", {}).pop("422", None)
-        comps = schema.get("components", {}).get("schemas", {})
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
         comps.pop("HTTPValidationError", None)
         comps.pop("ValidationError", None)
+        # SSE event schemas are referenced only from a media type, so FastAPI does not emit them.
+        _, defs = models_json_schema(
+            [(m, "serialization") for m in SSE_EVENTS], ref_template="#/components/schemas/{model}"
+        )
+        comps.update(defs.get("$defs", {}))
         app.openapi_schema = schema
         return schema
 

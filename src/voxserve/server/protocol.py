@@ -1,7 +1,8 @@
 """Request and response bodies of the HTTP API (pydantic), following OpenAI's audio API.
 
 Unknown request fields are rejected (400, ``code: unknown_parameter``), as OpenAI
-does: a misspelt ``spead`` fails loudly instead of being ignored. The official
+does: a misspelt ``spead`` fails loudly instead of being ignored. Types are strict
+(JSON's own: ``"speed": "1.5"`` or ``"pitch": true`` is a 400, not coerced). The official
 client sends only known fields; voxserve's extensions (``emotion``, ``pitch``,
 ``energy``, ``volume``, ``timestamps``) go through its ``extra_body``.
 """
@@ -24,7 +25,7 @@ StreamFormat = Literal["audio", "sse"]
 class VoiceRef(BaseModel):
     """A voice given as an object, as OpenAI allows for custom voices: ``{"id": "baker"}``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: str = Field(..., min_length=1, max_length=128)
 
@@ -37,7 +38,7 @@ class SpeechRequest(BaseModel):
     ``speech.audio.delta`` events and a final ``speech.audio.done``.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     model: str = Field(
         "voxserve", min_length=1, max_length=128, description="model id from /v1/models (tts-1 etc. accepted)"
@@ -118,6 +119,17 @@ class SpeechAudioDone(BaseModel):
 
     type: Literal["speech.audio.done"] = "speech.audio.done"
     usage: Usage
+
+
+class SpeechError(BaseModel):
+    """SSE event sent instead of ``speech.audio.done`` when a stream fails after it began."""
+
+    type: Literal["error"] = "error"
+    error: ErrorBody
+
+
+SSE_EVENTS = (SpeechAudioDelta, SpeechAudioDone, SpeechError)
+"""Every event a ``stream_format=sse`` response can carry, for the OpenAPI schema."""
 
 
 class VoiceInfo(BaseModel):

@@ -286,7 +286,7 @@ class SpeechService:
         out = []
         installed = set(store.installed())
         for name in store.available():
-            info = VoiceInfo(id=name, name=name, default=name == self.config.voice)
+            info = VoiceInfo(id=name, name=name, language=None, default=name == self.config.voice)
             if name in installed:
                 try:
                     cfg = Pack(store.packs_dir() / name).config

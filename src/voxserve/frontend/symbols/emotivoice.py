@@ -122,7 +122,9 @@ class EmotiVoiceMapper:
             for tone in "12345":
                 toned = self._nearest_tone(final, tone)
                 if toned is None:
-                    raise VoxserveError(f"emotivoice: no final {final!r} in the tokenlist (from {syllable!r})")
+                    raise VoxserveError(
+                        f"emotivoice: no final {final!r} in the tokenlist (from {syllable!r})"
+                    )
                 self._toned[syllable + tone] = (*head, toned)
                 if f"{final}r{tone}" in self._valid:
                     self._erhua[syllable + tone] = (*head, f"{final}r{tone}")
@@ -142,7 +144,11 @@ class EmotiVoiceMapper:
         return self._toned[pinyin]
 
     def map(self, utterance: Utterance, segments: Mapping[int, Segment] | None = None) -> PhoneSequence:
-        """Symbols for one utterance; ``segments[i]`` replaces the syllables of word ``i``."""
+        """Symbols for one utterance; ``segments[i]`` replaces the syllables of word ``i``.
+
+        A word with a segment may have no syllables. Every emitted symbol is checked
+        against the tokenlist; a miss is an internal error (``VoxserveError``).
+        """
         segments = segments or {}
         symbols = [BOUNDARY]
         index = [-1]
@@ -151,11 +157,12 @@ class EmotiVoiceMapper:
         last_pinyin: str | None = None  # the syllable whose final is symbols[-1], for erhua
         for wi, word in enumerate(words):
             segment = segments.get(wi)
-            joins = segment is None and word.syllables[0].erhua and last_pinyin is not None
-            if wi > 0 and not joins:
+            first = segment.symbols[0] if segment is not None and segment.symbols else None
+            joins = segment is None and bool(word.syllables) and word.syllables[0].erhua
+            if wi > 0 and not (joins and last_pinyin is not None):
                 english = segment is not None and _english_at(segment.symbols, 0)
                 brk = self._break(english_before, english, words[wi - 1].break_after)
-                if symbols[-1] not in ALL_BREAKS and not (segment and segment.symbols[0] in BREAKS):
+                if symbols[-1] not in ALL_BREAKS and first not in BREAKS:
                     symbols.append(brk)
                     index.append(-1)
             if segment is not None:

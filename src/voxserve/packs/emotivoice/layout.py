@@ -25,7 +25,7 @@ ENERGY_PROMPTS = ("音量普通", "音量很高", "音量很低")
 SPEED_PROMPTS = ("语速普通", "语速很快", "语速很慢")
 
 SMALL_CONFIG = Config(
-    n_vocab=48,
+    n_vocab=502,  # the real tokenlist, so the frontend's output fits
     n_speakers=6,
     hidden=32,
     encoder_layers=2,
@@ -59,7 +59,13 @@ _BASE_SYMBOLS = (
 
 
 def placeholder_symbols(n: int) -> tuple[str, ...]:
-    """``n`` distinct symbol names: the release's first and silence symbols, then ``sym{i}``."""
+    """``n`` symbol names: the real release inventory when ``n`` is its size (so the frontend's output
+    fits), else the release's first and silence symbols, then ``sym{i}``."""
+    from voxserve.frontend.symbols.emotivoice import tokens
+
+    real = tokens()
+    if n == len(real):
+        return real
     names = list(_BASE_SYMBOLS[:n])
     names += [f"sym{i}" for i in range(len(names), n)]
     return tuple(names)

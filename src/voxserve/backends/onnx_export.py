@@ -1,0 +1,372 @@
+"""Export a voice's stages to ONNX once, cache them beside the pack, and check them against PyTorch.
+
+Files (one directory per weights hash, ``<pack>/onnx/<key>/``)::
+
+    encoder.onnx decoder.onnx vocoder.onnx   float32, dynamic batch/token/frame axes, opset 18
+    manifest.json                            stage inputs/outputs, facts, verification figures
+    <stage>.profile.json, trtexec.sh         TensorRT shape profiles and build commands (see trt.py)
+    <stage>.int8.onnx                        made on demand: int8 weights (dynamic quantization)
+
+The key hashes the weights, the stage configs, :data:`EXPORTER_VERSION` and the
+torch version, so a changed model or exporter exports again and an unchanged one
+never does. A pack directory that cannot be written (or a pack with no
+directory) caches under ``$VOXSERVE_HOME/onnx/<pack>/`` instead. The split
+itself is documented in :mod:`voxserve.backends.onnx_stages`. This module does
+not run inference for serving (``onnxruntime.py`` does); it runs ONNX Runtime
+only to verify what it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from voxserve.backends.onnx_stages import STAGES, StageSet, stage_set
+from voxserve.errors import InvalidInput, PackError
+
+logger = logging.getLogger(__name__)
+
+EXPORTER_VERSION = 1
+"""Bump when the stage split or graph contents change: it is part of the cache key."""
+OPSET = 18
+"""ONNX opset: the lowest the torch exporter writes; TensorRT 10 reads 9 to 20."""
+MANIFEST = "manifest.json"
+
+
+def weights_key(stages: StageSet) -> str:
+    """16 hex digits naming this exporter + these weights and configs."""
+    h = hashlib.sha256(f"voxserve-onnx {EXPORTER_VERSION} opset {OPSET} torch {torch.__version__}".encode())
+    h.update(json.dumps([stages.family, stages.facts], sort_keys=True).encode())
+    for name in ("encoder", "vocoder"):  # the decoder shares the encoder's acoustic model
+        module = stages.modules[name]
+        config = getattr(module, "config", getattr(getattr(module, "m", None), "config", None))
+        h.update(f"{name} {type(module).__name__} {config!r}".encode())
+        for key, t in sorted(module.state_dict().items()):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{key} {t.dtype} {tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_root(pack: Any, cache_dir: str | Path | None = None) -> Path:
+    """Where a pack's exports live: ``cache_dir``, else ``<pack>/onnx``, else under voxserve's home."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    path = Path(str(pack.path))
+    if path.is_dir() and os.access(path, os.W_OK):
+        return path / "onnx"
+    from voxserve.packs.store import home
+
+    return home() / "onnx" / str(pack.name)
+
+
+def sample_inputs(stages: StageSet, batch: int, tokens: int, seed: int) -> dict[str, torch.Tensor]:
+    """Random encoder inputs: ids in range, varied lengths (the first is ``tokens``), varied controls."""
+    g = torch.Generator().manual_seed(seed)
+    f = stages.facts
+    lengths = torch.randint(max(1, tokens // 3), tokens + 1, (batch,), generator=g)
+    lengths[0] = tokens
+    ids = torch.randint(1, f["vocab"], (batch, tokens), generator=g) * (
+        torch.arange(tokens) < lengths[:, None]
+    )
+    controls = torch.ones(batch, 4)
+    controls[1:] = 0.8 + 0.4 * torch.rand(batch - 1, 4, generator=g)  # item 0 neutral, the rest not
+    feeds = {"ids": ids, "lengths": lengths, "controls": controls}
+    if f["style_dim"]:
+        feeds["speaker"] = torch.randint(0, f["n_speakers"], (batch,), generator=g)
+        feeds["style"] = torch.tanh(torch.randn(batch, f["style_dim"], generator=g))  # BERT pooler range
+    return feeds
+
+
+def _export_one(stages: StageSet, name: str, args: tuple[torch.Tensor, ...], path: Path) -> None:
+    from torch.export import Dim
+
+    f = stages.facts
+    batch = Dim("batch", min=1, max=4096)
+    tokens = Dim("tokens", min=1, max=f["max_frames"])
+    frames = Dim("frames", min=1, max=f["max_frames"])
+    axes = {
+        "ids": {0: batch, 1: tokens},
+        "lengths": {0: batch},
+        "controls": {0: batch},
+        "speaker": {0: batch},
+        "style": {0: batch},
+        "states": {0: batch, 1: tokens},
+        "durations": {0: batch, 1: tokens},
+        "frame_ids": {0: frames},
+        "mel": {0: batch, 1: Dim("frames", min=f["min_frames"], max=f["max_frames"])},
+    }
+    names = stages.inputs[name]
+    with torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(
+            stages.modules[name].eval(),
+            args,
+            str(path),
+            input_names=list(names),
+            output_names=list(stages.outputs[name]),
+            dynamic_shapes={n: axes[n] for n in names},
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+
+
+def export_stages(stages: StageSet, out_dir: Path, *, verify: bool = True) -> dict[str, Any]:
+    """Write the three stage files, TensorRT profiles and a manifest into ``out_dir`` (created; files replaced).
+
+    Traces with batch 2 so no axis is specialized to 1. Returns the manifest.
+    """
+    from voxserve.backends import trt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    feeds = sample_inputs(stages, batch=2, tokens=12, seed=0)
+    enc_args = tuple(feeds[n] for n in stages.inputs["encoder"])
+    with torch.no_grad():
+        states, durations, _, _ = stages.modules["encoder"](*enc_args)
+        n_frames = max(2, int(durations.sum(1).max()))
+        dec_feeds = {"states": states, "durations": durations, "lengths": feeds["lengths"]}
+        dec_feeds["frame_ids"] = torch.arange(n_frames)
+        dec_args = tuple(dec_feeds[n] for n in stages.inputs["decoder"])
+        mel = torch.randn(2, max(16, stages.facts["min_frames"]) + 3, stages.facts["n_mels"])
+    for name, args in (("encoder", enc_args), ("decoder", dec_args), ("vocoder", (mel,))):
+        _export_one(stages, name, args, out_dir / f"{name}.onnx")
+    manifest: dict[str, Any] = {
+        "exporter_version": EXPORTER_VERSION,
+        "opset": OPSET,
+        "torch": torch.__version__,
+        "family": stages.family,
+        "facts": stages.facts,
+        "stages": {
+            s: {"file": f"{s}.onnx", "inputs": list(stages.inputs[s]), "outputs": list(stages.outputs[s])}
+            for s in STAGES
+        },
+    }
+    if verify:
+        manifest["verification"] = {"random": verify_stages(stages, out_dir)}
+    trt.write_profiles(out_dir, manifest)
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    return manifest
+
+
+def ensure_exported(pack: Any, cache_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The directory holding ``pack``'s exported stages and its manifest, exporting first if needed.
+
+    Exports into a temporary sibling and renames it into place, so concurrent
+    processes never read a half-written directory (the first rename wins).
+    """
+    stages = stage_set(pack.build_stage("acoustic"), pack.build_stage("vocoder"))
+    root = cache_root(pack, cache_dir)
+    final = root / weights_key(stages)
+    if (final / MANIFEST).is_file():
+        return final, read_manifest(final)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
+    try:
+        logger.info("exporting %s to ONNX in %s", pack.name, final)
+        export_stages(stages, tmp)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first; keep its files
+            if not (final / MANIFEST).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final, read_manifest(final)
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise PackError(f"{path}: unreadable ONNX manifest ({e})") from e
+    if manifest.get("exporter_version") != EXPORTER_VERSION or set(manifest.get("stages", {})) != set(STAGES):
+        raise PackError(f"{path}: written by another exporter version; delete {directory} to export again")
+    return manifest
+
+
+def quantize_stage(directory: Path, stage: str, ops: tuple[str, ...] = ("MatMul",)) -> Path:
+    """``<stage>.int8.onnx`` beside ``<stage>.onnx``: weights of ``ops`` in int8, activations quantized at run time.
+
+    Per-channel symmetric int8 weights (dynamic quantization). Made once; later calls return the file.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = directory / f"{stage}.int8.onnx"
+    if target.is_file():
+        return target
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=directory)
+    os.close(fd)
+    try:
+        quantize_dynamic(
+            directory / f"{stage}.onnx",
+            tmp,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(ops),
+            per_channel=True,
+            extra_options={"MatMulConstBOnly": True},
+        )
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def corr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """Pearson correlation of two arrays, flattened (1.0 for two equal constants)."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt((a @ a) * (b @ b)))
+    return 1.0 if denom == 0 else float(a @ b) / denom
+
+
+def verify_stages(
+    stages: StageSet,
+    directory: Path,
+    feeds: dict[str, torch.Tensor] | None = None,
+    int8: tuple[str, ...] = (),
+) -> dict[str, float]:
+    """Run each stage file in ONNX Runtime against PyTorch (``<stage>.int8.onnx`` for ``int8``); returns figures.
+
+    Each stage is checked on the reference's own inputs, so one stage's error does
+    not hide another's: the encoder against the model's durations and pitch, the
+    decoder fed the PyTorch encoder stage's outputs against the model's mel, the
+    vocoder fed that mel against the PyTorch vocoder. ``feeds`` (encoder inputs,
+    as :func:`sample_inputs` makes) default to a random padded batch of 3.
+    """
+    from voxserve.backends.onnxruntime import make_session
+    from voxserve.models.interface import Controls
+
+    feeds = feeds if feeds is not None else sample_inputs(stages, batch=3, tokens=23, seed=1)
+    acoustic = stages.modules["decoder"].m
+    enc_args = [feeds[n] for n in stages.inputs["encoder"]]
+    controls = Controls(*feeds["controls"].unbind(1))
+    with torch.inference_mode():
+        ref = acoustic(feeds["ids"], feeds["lengths"], controls, feeds.get("speaker"), feeds.get("style"))
+        states = stages.modules["encoder"](*enc_args)[0]
+        wav = stages.modules["vocoder"](ref.mel)
+    sess = {s: make_session(directory / (f"{s}.int8.onnx" if s in int8 else f"{s}.onnx")) for s in STAGES}
+    out = sess["encoder"].run(
+        None, {n: t.numpy() for n, t in zip(stages.inputs["encoder"], enc_args, strict=True)}
+    )
+    enc = dict(zip(stages.outputs["encoder"], out, strict=True))
+    dec_in = {
+        "states": states.numpy(),
+        "durations": ref.durations.numpy(),
+        "lengths": feeds["lengths"].numpy(),
+        "frame_ids": np.arange(ref.mel.shape[1], dtype=np.int64),
+    }
+    mel, mel_lengths = sess["decoder"].run(None, {n: dec_in[n] for n in stages.inputs["decoder"]})
+    (ort_wav,) = sess["vocoder"].run(None, {"mel": ref.mel.numpy()})
+    return {
+        "durations_equal": float((enc["durations"] == ref.durations.numpy()).mean()),
+        "pitch_max_abs": float(np.abs(enc["pitch"] - ref.pitch.numpy()).max()),
+        "states_max_abs": float(np.abs(enc["states"] - states.numpy()).max()),
+        "mel_corr": corr(mel, ref.mel),
+        "mel_max_abs": float(np.abs(mel - ref.mel.numpy()).max()),
+        "mel_lengths_equal": float((mel_lengths == ref.mel_lengths.numpy()).mean()),
+        "wav_corr": corr(ort_wav, wav),
+        "wav_max_abs": float(np.abs(ort_wav - wav.numpy()).max()),
+    }
+
+
+# --- command line: ``voxserve export onnx`` -----------------------------------------------------------
+
+REAL_SENTENCES = (
+    "今天天气很好，我们去公园散步吧。",
+    "请在二零二五年三月十五日之前提交报告。",
+    "他说：“这件事情，我们明天再讨论。”",
+)
+"""Sentences for the real-input check of packs with a text frontend."""
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``voxserve export onnx``."""
+    parser.add_argument(
+        "voice", help="pack name (baker, an installed pack) or a preset (emotivoice-small, emotivoice-size)"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="directory for the files (default: the pack's ONNX cache, which the backend reads)",
+    )
+    parser.add_argument(
+        "--int8", action="store_true", help="also write and check int8-weight encoder and decoder files"
+    )
+
+
+def _resolve(voice: str) -> Any:
+    from voxserve.packs import store
+
+    if voice in store.available():
+        return store.load(voice)
+    from voxserve.bench.presets import PRESETS, load_workload
+
+    if voice in PRESETS:
+        return load_workload(voice, quick=True).pack
+    from voxserve.errors import NotFound
+
+    raise NotFound(
+        f"unknown voice {voice!r}; available: {', '.join([*store.available(), *PRESETS])}", param="voice"
+    )
+
+
+def real_inputs(
+    pack: Any, stages: StageSet, sentences: tuple[str, ...] = REAL_SENTENCES
+) -> dict[str, torch.Tensor] | None:
+    """Encoder inputs for real sentences through the pack's frontend (neutral controls); None without one."""
+    from voxserve.engine.voice import frontend_for
+
+    try:
+        frontend = frontend_for(pack)
+    except (PackError, AttributeError):
+        return None
+    table = {s: i for i, s in enumerate(pack.config.symbols)}
+    seqs = [[table[s] for s in frontend.phonemize(t).symbols] for t in sentences]
+    lengths = torch.tensor([len(s) for s in seqs])
+    ids = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.int64)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq)
+    return {"ids": ids, "lengths": lengths, "controls": torch.ones(len(seqs), 4)}
+
+
+def main(args: argparse.Namespace) -> None:
+    """Export (or find the cached export of) ``args.voice``; print the files and verification figures."""
+    pack = _resolve(args.voice)
+    stages = stage_set(pack.build_stage("acoustic"), pack.build_stage("vocoder"))
+    if args.out is not None:
+        directory = Path(args.out)
+        if directory.exists() and not directory.is_dir():
+            raise InvalidInput(f"--out {str(directory)!r} is not a directory", param="out")
+        manifest = export_stages(stages, directory)
+    else:
+        directory, manifest = ensure_exported(pack)
+    checks = {"random": manifest["verification"]["random"]}
+    feeds = real_inputs(pack, stages)
+    if feeds is not None:
+        checks["real"] = verify_stages(stages, directory, feeds)
+    if args.int8:
+        int8 = ("encoder", "decoder")
+        for stage in int8:
+            quantize_stage(directory, stage)
+        checks["int8 random"] = verify_stages(stages, directory, int8=int8)
+        if feeds is not None:
+            checks["int8 real"] = verify_stages(stages, directory, feeds, int8=int8)
+    print(f"{pack.name}: ONNX stages in {directory}")
+    for path in sorted(directory.iterdir()):
+        if path.is_file():
+            print(f"  {path.name:24s} {path.stat().st_size / 1e6:9.2f} MB")
+    for name, figures in checks.items():
+        print(f"verification ({name}): " + ", ".join(f"{k} {v:.6g}" for k, v in figures.items()))

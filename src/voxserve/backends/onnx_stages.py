@@ -1,0 +1,214 @@
+"""The three exportable stages of a voice, and where the graph is cut.
+
+A non-autoregressive voice has one data-dependent shape: the number of mel
+frames, which is the sum of the predicted durations. The export cuts the
+pipeline there, so every stage has shapes that follow from its inputs' shapes
+alone (what TensorRT needs to build an engine for a min/opt/max profile):
+
+* ``encoder``: ``ids`` [B, T] int64, ``lengths`` [B] int64, ``controls`` [B, 4]
+  float32 (the :class:`~voxserve.models.interface.Controls` fields in order:
+  duration, pitch, pitch_range, energy) and, for conditioned families, ``speaker``
+  [B] int64 and ``style`` [B, S] float32 → ``states`` [B, T, H] (symbol states
+  with the pitch and energy embeddings added, zero on padding), ``durations`` [B, T]
+  int64, ``pitch`` and ``energy`` [B, T] float32. Encoder + variance predictors.
+* ``decoder``: ``states``, ``durations`` (and ``lengths`` for families whose
+  upsampling must mask padded symbols) and ``frame_ids`` [F] int64 → ``mel``
+  [B, F, n_mels] and ``mel_lengths`` [B] int64. Length regulation happens inside;
+  only the *length* of ``frame_ids`` is read (pass ``arange(F)``), which makes
+  the frame count an input dimension instead of a value computed in the graph.
+  The host picks F = the longest item (or a larger bucket); an item longer than
+  F is cut, as ``max_frames`` does in the models.
+* ``vocoder``: ``mel`` [B, F, n_mels] → ``wav`` [B, F * hop]. Inputs shorter
+  than ``min_frames`` are the caller's to extend (the models do it in Python).
+
+Between encoder and decoder the host reads the durations (B×T integers) to
+choose F: the one host sync of an acoustic call. These modules are thin
+wrappers over the models' own stage methods; they hold no weights of their own
+and are used for export only (eager inference goes through the models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from voxserve.errors import PackError
+from voxserve.models.interface import Controls
+
+STAGES = ("encoder", "decoder", "vocoder")
+"""Stage names, in pipeline order (also the file names, ``<stage>.onnx``)."""
+
+
+def _controls(c: torch.Tensor) -> Controls:
+    return Controls(*c.unbind(1))
+
+
+class FastSpeech2Encoder(nn.Module):
+    """FastSpeech2 ``encode`` + the variance predictors of ``adapt``, without length regulation."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.m = model
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, controls: torch.Tensor):
+        m = self.m
+        hidden, mask = m.encode(ids, lengths)
+        # One frame: the predictions and controls come from ``adapt`` itself; the expansion is skipped.
+        _, _, durations, pitch, energy = m.adapt(hidden, mask, _controls(controls), max_frames=1)
+        pitch_emb = m.pitch_embed(pitch.unsqueeze(1)).transpose(1, 2)
+        energy_emb = m.energy_embed(energy.unsqueeze(1)).transpose(1, 2)
+        states = (hidden + (pitch_emb + energy_emb)) * mask.unsqueeze(-1).to(hidden.dtype)
+        return states, durations, pitch, energy
+
+
+class FastSpeech2Decoder(nn.Module):
+    """Length regulation to ``len(frame_ids)`` frames, then FastSpeech2 ``decode``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.m = model
+
+    def forward(self, states: torch.Tensor, durations: torch.Tensor, frame_ids: torch.Tensor):
+        from voxserve.models.fastspeech2.layers import length_regulate
+
+        frames, mel_lengths = length_regulate(states, durations, frame_ids.shape[0])
+        return self.m.decode(frames, mel_lengths), mel_lengths
+
+
+class EmotiVoiceEncoder(nn.Module):
+    """EmotiVoice ``Acoustic.encode`` + the prosody half of ``adapt`` (up to Gaussian upsampling)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.m = model
+
+    def forward(self, ids, lengths, controls, speaker, style):
+        from voxserve.models.emotivoice.acoustic import length_mask
+
+        # Written out because ``Acoustic.adapt`` reads the frame count on the host; the parity
+        # tests compare this against ``Acoustic.forward``.
+        m, c = self.m, self.m.config
+        ctl = _controls(controls)
+        h = m.encode(ids, lengths, speaker, style)
+        mask = length_mask(lengths, h.size(1))
+        keep = mask.to(h.dtype)
+        pitch = m.pitch_predictor(h, keep)
+        energy = m.energy_predictor(h, keep)
+        durations = m.duration_predictor.frames(h, keep, ctl.duration.to(h.dtype))
+        p_mean, p_std = c.pitch_stats
+        e_mean, e_std = c.energy_stats
+        ratio, spread = ctl.pitch.to(h.dtype)[:, None], ctl.pitch_range.to(h.dtype)[:, None]
+        utt_mean = (pitch * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True)
+        pitch = ratio * pitch + ratio * (spread - 1) * (pitch - utt_mean) + (ratio - 1) * (p_mean / p_std)
+        gain = ctl.energy.to(h.dtype)[:, None]
+        energy = gain * energy + (gain - 1) * (e_mean / e_std)
+        pitch, energy = pitch * keep, energy * keep
+        x = (
+            h
+            + m.pitch_embed(pitch[:, None, :]).transpose(1, 2)
+            + m.energy_embed(energy[:, None, :]).transpose(1, 2)
+        )
+        silent = durations.sum(1, keepdim=True) == 0
+        durations = torch.where(silent & mask, torch.ones_like(durations), durations)
+        return x * keep[..., None], durations, pitch, energy
+
+
+class EmotiVoiceDecoder(nn.Module):
+    """Gaussian upsampling to ``len(frame_ids)`` frames, then EmotiVoice ``Acoustic.decode``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.m = model
+
+    def forward(self, states, durations, lengths, frame_ids):
+        from voxserve.models.emotivoice.acoustic import length_mask
+        from voxserve.models.emotivoice.variance import gaussian_upsample
+
+        n_frames = frame_ids.shape[0]
+        mask = length_mask(lengths, states.size(1))
+        mel_lengths = durations.sum(1).clamp(max=n_frames)
+        frames = gaussian_upsample(states, durations, mask, n_frames, self.m.config.upsampling_delta)
+        frames = frames * length_mask(mel_lengths, n_frames)[..., None].to(frames.dtype)
+        return self.m.decode(frames, mel_lengths), mel_lengths
+
+
+@dataclass
+class StageSet:
+    """One voice's stages as exportable modules, with the facts a runtime needs beside the files."""
+
+    family: str
+    """Acoustic family name (``fastspeech2``, ``emotivoice``)."""
+    modules: dict[str, nn.Module]
+    """Stage name → module to export."""
+    inputs: dict[str, tuple[str, ...]]
+    """Stage name → graph input names, in argument order."""
+    outputs: dict[str, tuple[str, ...]]
+    """Stage name → graph output names."""
+    facts: dict[str, int] = field(default_factory=dict)
+    """hidden, n_mels, hop_length, min_frames, style_dim (0 if none), n_speakers (0 if none), max_frames."""
+
+
+def unwrap(acoustic: nn.Module, vocoder: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """The acoustic model and vocoder proper, from what ``Pack.build_stage`` returns.
+
+    An EmotiVoice pack builds the joint model for both stages; this takes its
+    ``am`` and its ``generator`` with weight norm folded (a plain conv exports and
+    runs faster). Other modules pass through.
+    """
+    if hasattr(acoustic, "am") and hasattr(acoustic, "generator"):
+        acoustic = acoustic.am
+    if hasattr(vocoder, "am") and hasattr(vocoder, "generator"):
+        vocoder = vocoder.generator
+    fold = getattr(vocoder, "fold_weight_norm", None)
+    if callable(fold):
+        fold()
+    return acoustic.eval(), vocoder.eval()
+
+
+def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
+    """The export stages for a known acoustic family; raises PackError for any other."""
+    from voxserve.models.emotivoice.acoustic import Acoustic as EmotiVoice
+    from voxserve.models.fastspeech2.model import Model as FastSpeech2
+
+    acoustic, vocoder = unwrap(acoustic, vocoder)
+    c = acoustic.config
+    facts = {
+        "hidden": int(c.hidden),
+        "n_mels": int(c.n_mels),
+        "hop_length": int(vocoder.hop_length),
+        "min_frames": int(getattr(vocoder, "min_frames", 1)),
+    }
+    outputs = {
+        "encoder": ("states", "durations", "pitch", "energy"),
+        "decoder": ("mel", "mel_lengths"),
+        "vocoder": ("wav",),
+    }
+    if isinstance(acoustic, FastSpeech2):
+        modules = {"encoder": FastSpeech2Encoder(acoustic), "decoder": FastSpeech2Decoder(acoustic)}
+        inputs = {"encoder": ("ids", "lengths", "controls"), "decoder": ("states", "durations", "frame_ids")}
+        facts.update(style_dim=0, n_speakers=0, vocab=int(c.vocab_size), max_frames=1 << 16)
+        family = "fastspeech2"
+    elif isinstance(acoustic, EmotiVoice):
+        modules = {"encoder": EmotiVoiceEncoder(acoustic), "decoder": EmotiVoiceDecoder(acoustic)}
+        inputs = {
+            "encoder": ("ids", "lengths", "controls", "speaker", "style"),
+            "decoder": ("states", "durations", "lengths", "frame_ids"),
+        }
+        # The position table's length: export specializes the model's "extend the table" branch away.
+        max_frames = int(acoustic.decoder.embed[0].pe.size(0))
+        facts.update(
+            style_dim=2 * int(c.bert_dim),
+            n_speakers=int(c.n_speakers),
+            vocab=int(c.n_vocab),
+            max_frames=max_frames,
+        )
+        family = "emotivoice"
+    else:
+        raise PackError(
+            f"no ONNX export for acoustic model {type(acoustic).__name__}; known: FastSpeech2, EmotiVoice"
+        )
+    modules["vocoder"] = vocoder
+    inputs["vocoder"] = ("mel",)
+    return StageSet(family, modules, inputs, outputs, facts)

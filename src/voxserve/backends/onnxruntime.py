@@ -1,0 +1,182 @@
+"""The ONNX Runtime backend: a voice's three exported stages on the CPU, optionally with int8 weights.
+
+``load`` exports the pack's stages once (cached beside the pack, see
+:mod:`voxserve.backends.onnx_export`) and opens one ONNX Runtime session per
+stage with every graph optimization on, ``threads`` intra-op threads (default:
+the physical cores this process may use), one inter-op thread and sequential
+execution: these graphs are chains, and on a small CPU parallel branches only
+fight over the same cores.
+
+Per acoustic call: the encoder runs on the padded symbols, the host reads the
+durations to size the frame axis, and the decoder expands and decodes. Results
+equal the PyTorch reference to float rounding (durations exactly, in float32).
+With ``int8=True`` the MatMul weights of ``int8_stages`` are int8 (ONNX Runtime
+dynamic quantization); see the tests for what that costs in accuracy. The
+backend does not batch across calls (the engine does) and holds no torch modules
+after loading.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from voxserve.backends.interface import Backend
+from voxserve.errors import InvalidInput
+from voxserve.models.interface import AcousticOutput, Controls
+
+logger = logging.getLogger(__name__)
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (hyper-threads counted once)."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not allowed:
+        return max(1, os.cpu_count() or 1)
+    cores = set()
+    for cpu in allowed:
+        # Siblings share a core id within a package; sysfs is Linux's, else count each CPU.
+        base = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(
+                ((base / "physical_package_id").read_text().strip(), (base / "core_id").read_text().strip())
+            )
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
+
+
+def make_session(
+    path: str | Path, threads: int | None = None, optimized_path: str | Path | None = None
+) -> Any:
+    """An ONNX Runtime CPU session for ``path``: all graph optimizations, ``threads`` intra-op, sequential.
+
+    ``optimized_path`` also writes the optimized graph there (for inspection; it is
+    specific to this machine's CPU features, so it is not reused across machines).
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = threads or physical_cores()
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3  # errors only: the exporter's shape hints make ORT warn about nothing
+    if optimized_path is not None:
+        so.optimized_model_filepath = str(optimized_path)
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+class OnnxRuntimeBackend(Backend):
+    """Exported stages in ONNX Runtime on the CPU; CPU torch tensors in and out."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        threads: int | None = None,
+        int8: bool = False,
+        int8_stages: Sequence[str] = ("encoder", "decoder"),
+        int8_ops: Sequence[str] = ("MatMul",),
+        cache_dir: str | Path | None = None,
+        save_optimized: bool = False,
+    ) -> None:
+        """``threads``: intra-op threads per session (None: physical cores).
+
+        ``int8``: run ``int8_stages`` with int8 weights for ``int8_ops`` (ONNX op
+        types). The vocoder is left out by default: its int8 convolutions are both
+        slower and audibly worse. ``cache_dir`` overrides where exports are kept.
+        ``save_optimized`` writes each optimized graph as ``<stage>[.int8].opt.onnx``.
+        """
+        from voxserve.backends.onnx_stages import STAGES
+
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise InvalidInput(f"threads must be a positive integer, got {threads!r}", param="threads")
+        unknown = sorted(set(int8_stages) - set(STAGES))
+        if unknown:
+            raise InvalidInput(
+                f"unknown int8 stage {unknown[0]!r}; stages: {', '.join(STAGES)}", param="int8_stages"
+            )
+        self.threads = threads
+        self.int8 = int8
+        self.int8_stages = tuple(int8_stages)
+        self.int8_ops = tuple(int8_ops)
+        self.cache_dir = cache_dir
+        self.save_optimized = save_optimized
+
+    def load(self, pack: Any) -> None:
+        """Export (first time only) and open the three sessions. ``pack`` needs ``build_stage``, ``name``, ``path``."""
+        from voxserve.backends.onnx_export import ensure_exported, quantize_stage
+
+        self.directory, manifest = ensure_exported(pack, self.cache_dir)
+        self.facts: dict[str, int] = manifest["facts"]
+        self.hop_length = self.facts["hop_length"]
+        self.inputs = {s: tuple(v["inputs"]) for s, v in manifest["stages"].items()}
+        self.outputs = {s: tuple(v["outputs"]) for s, v in manifest["stages"].items()}
+        self.sessions = {}
+        for stage in self.inputs:
+            path = self.directory / f"{stage}.onnx"
+            if self.int8 and stage in self.int8_stages:
+                path = quantize_stage(self.directory, stage, self.int8_ops)
+            optimized = path.with_suffix(".opt.onnx") if self.save_optimized else None
+            self.sessions[stage] = make_session(path, self.threads, optimized)
+        logger.info("onnxruntime: %s from %s (int8: %s)", pack.name, self.directory, self.int8)
+
+    def _run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.sessions[stage].run(None, {n: feeds[n] for n in self.inputs[stage]})
+        return dict(zip(self.outputs[stage], out, strict=True))
+
+    def acoustic(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        controls: Controls,
+        speaker: torch.Tensor | None = None,
+        style: torch.Tensor | None = None,
+    ) -> AcousticOutput:
+        feeds = {
+            "ids": ids.to(torch.int64).numpy(),
+            "lengths": lengths.to(torch.int64).numpy(),
+            "controls": torch.stack([c.float() for c in controls], 1).numpy(),
+        }
+        if "speaker" in self.inputs["encoder"]:
+            if speaker is None or style is None or speaker.dim() != 1:
+                raise InvalidInput(
+                    f"this voice needs speaker ids [B] and style embeddings [B, {self.facts['style_dim']}]",
+                    param="speaker",
+                )
+            feeds["speaker"] = speaker.to(torch.int64).numpy()
+            feeds["style"] = style.float().numpy()
+        enc = self._run("encoder", feeds)
+        n_frames = max(1, int(enc["durations"].sum(1).max()))
+        if n_frames > self.facts["max_frames"]:
+            raise InvalidInput(
+                f"{n_frames} frames is past this model's {self.facts['max_frames']}; split the text",
+                param="input",
+            )
+        enc["lengths"] = feeds["lengths"]
+        enc["frame_ids"] = np.arange(n_frames, dtype=np.int64)
+        dec = self._run("decoder", enc)
+        return AcousticOutput(
+            *(
+                torch.from_numpy(a)
+                for a in (dec["mel"], dec["mel_lengths"], enc["durations"], enc["pitch"], enc["energy"])
+            )
+        )
+
+    def vocoder(self, mel: torch.Tensor) -> torch.Tensor:
+        b, frames, _ = mel.shape
+        if frames == 0:
+            return mel.new_zeros(b, 0)
+        x = mel.float()
+        short = self.facts["min_frames"] - frames
+        if short > 0:  # as the PyTorch vocoder does: repeat the last frame, trim the audio afterwards
+            x = torch.cat([x, x[:, -1:].expand(b, short, -1)], 1)
+        wav = torch.from_numpy(self._run("vocoder", {"mel": x.contiguous().numpy()})["wav"])
+        return wav[:, : frames * self.hop_length]
