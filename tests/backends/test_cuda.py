@@ -253,7 +253,9 @@ def test_vocoder_pads_to_the_bucket_with_zeros(fs2_cpu, items, frames):
     mel = torch.randn(items, frames, 6)
     wav = backend.vocoder(mel)
     assert wav.shape == (items, frames * 12) and wav.dtype == torch.float32
-    key = Buckets(SMALL["batch_buckets"], SMALL["frame_buckets"], backend.max_graph_frames).select(items, frames)
+    key = Buckets(SMALL["batch_buckets"], SMALL["frame_buckets"], backend.max_graph_frames).select(
+        items, frames
+    )
     padded = mel if key is None else F.pad(mel, (0, 0, 0, key[1] - frames))
     with torch.inference_mode():
         expected = vocoder(padded)[:, : frames * 12]

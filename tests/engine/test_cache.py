@@ -115,10 +115,13 @@ def test_redis_cache_round_trips_samples_and_timings_with_a_ttl(redis_url):
 
 
 def test_unreachable_redis_is_a_miss_not_a_failure(free_port):
-    cache = RedisAudioCache(f"redis://127.0.0.1:{free_port}/0", timeout_s=0.2)
+    cache = RedisAudioCache(f"redis://127.0.0.1:{free_port}/0", timeout_s=0.2, retry_s=0.0)
     cache.put("k", audio(10))
     assert cache.get("k") is None
     assert cache.errors == 2 and cache.misses == 1
+    resting = RedisAudioCache(f"redis://127.0.0.1:{free_port}/0", timeout_s=0.2, retry_s=60.0)
+    assert resting.get("k") is None and resting.get("k") is None
+    assert resting.errors == 1 and resting.misses == 2  # the second lookup skipped the dead server
 
 
 # --- the engine with a cache ------------------------------------------------------------------------
@@ -133,7 +136,7 @@ def test_engine_cache_hit_returns_identical_audio(tts):
     with Engine(tts, cache="memory") as engine:
         (first,) = engine.speak(SpeechJob(text, timestamps=True))
         ran = calls(engine)
-        engine._writer.submit(lambda: None).result()  # the store happens off the executor thread
+        engine.flush_cache()  # the store happens off the executor thread
         (again,) = engine.speak(SpeechJob(text, timestamps=True))
         (streamed,) = engine.speak(SpeechJob(text, stream=True))  # a hit is one final chunk for a stream too
         assert calls(engine) == ran  # no model work for the hits

@@ -92,7 +92,7 @@ def corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def acoustic_pending(engine: Engine) -> int:
-    return engine._models.pending(key=("acoustic", "baker"))
+    return engine.queued("acoustic")
 
 
 # --- batching ---------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_deadline_drops_queued_work_and_fails_the_job(tts):
                 await collect(ignored)
 
         asyncio.run(run())
-        assert engine.metrics.value("voxserve_failures_total", reason="deadline") == 2
+        assert engine.metrics.value("voxserve_failures_total", reason="deadline_exceeded") == 2
         assert engine.ready
     for text in (waited, unread):
         assert all(ids_of(tts, text) not in rows for _, _, rows in wrapped.calls)
@@ -318,7 +318,7 @@ def test_without_fallback_a_failed_batch_fails_only_its_jobs(tts):
             engine.speak(SpeechJob(SHORT[0]))
         assert engine.ready
         assert engine.speak(SpeechJob(SHORT[0]))[-1].final
-        assert engine.metrics.value("voxserve_failures_total", reason="error") == 1
+        assert engine.metrics.value("voxserve_failures_total", reason="internal_error") == 1
 
 
 # --- validation and metrics ------------------------------------------------------------------------

@@ -258,7 +258,9 @@ class CudaBackend(Backend):
         if plan is None:
             return self._acoustic_fallback(ids, lengths, controls, speaker, style)
         if isinstance(plan, EmotiVoicePlan) and (speaker is None or style is None):
-            raise InvalidInput("EmotiVoice needs speaker ids [B] and style ‖ content embeddings", param="style")
+            raise InvalidInput(
+                "EmotiVoice needs speaker ids [B] and style ‖ content embeddings", param="style"
+            )
         b, t = ids.shape
         key = self._token_table.select(b, t)
         with self._precise():

@@ -39,7 +39,9 @@ def check_buckets(name: str, values: Iterable[int]) -> tuple[int, ...]:
     except TypeError:
         raise InvalidInput(f"{name} must be a sequence of positive integers", param=name) from None
     if not out or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in out):
-        raise InvalidInput(f"{name} must be a non-empty sequence of positive integers, got {values!r}", param=name)
+        raise InvalidInput(
+            f"{name} must be a non-empty sequence of positive integers, got {values!r}", param=name
+        )
     return out
 
 

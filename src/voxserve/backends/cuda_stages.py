@@ -85,7 +85,7 @@ class FastSpeech2Plan(StagePlan):
         self.hidden = model.config.hidden
         self.n_mels = model.config.n_mels
 
-    def tokens(self, ids, lengths, controls, speaker, style) -> TokenStates:  # noqa: D102
+    def tokens(self, ids, lengths, controls, speaker, style) -> TokenStates:
         m = self.front
         hidden, mask = m.encode(ids, lengths)
         # One frame cap: only the predictions are wanted here, not the expansion.
@@ -95,7 +95,7 @@ class FastSpeech2Plan(StagePlan):
         states = m.adapt(hidden, mask, controls, durations=mask.long(), max_frames=ids.shape[1])[0]
         return TokenStates(states, durations, pitch, energy)
 
-    def frames(self, states, durations, lengths, n_frames) -> torch.Tensor:  # noqa: D102
+    def frames(self, states, durations, lengths, n_frames) -> torch.Tensor:
         from voxserve.models.fastspeech2.layers import length_regulate
 
         frames, mel_lengths = length_regulate(states, durations, n_frames)
@@ -116,7 +116,7 @@ class EmotiVoicePlan(StagePlan):
         self.hidden = model.config.hidden
         self.n_mels = model.config.n_mels
 
-    def tokens(self, ids, lengths, controls, speaker, style) -> TokenStates:  # noqa: D102
+    def tokens(self, ids, lengths, controls, speaker, style) -> TokenStates:
         from voxserve.models.emotivoice.acoustic import length_mask
 
         m = self.front
@@ -144,7 +144,7 @@ class EmotiVoicePlan(StagePlan):
         durations = torch.where(silent & mask, torch.ones_like(durations), durations)
         return TokenStates(x * keep[..., None], durations, pitch, energy)
 
-    def frames(self, states, durations, lengths, n_frames) -> torch.Tensor:  # noqa: D102
+    def frames(self, states, durations, lengths, n_frames) -> torch.Tensor:
         from voxserve.models.emotivoice.acoustic import length_mask
         from voxserve.models.emotivoice.variance import gaussian_upsample
 

@@ -159,13 +159,17 @@ def export_stages(stages: StageSet, out_dir: Path, *, verify: bool = True) -> di
     return manifest
 
 
-def ensure_exported(pack: Any, cache_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+def ensure_exported(
+    pack: Any, cache_dir: str | Path | None = None, stages: StageSet | None = None
+) -> tuple[Path, dict[str, Any]]:
     """The directory holding ``pack``'s exported stages and its manifest, exporting first if needed.
 
+    ``stages`` saves building the pack's modules again when the caller has them.
     Exports into a temporary sibling and renames it into place, so concurrent
     processes never read a half-written directory (the first rename wins).
     """
-    stages = stage_set(pack.build_stage("acoustic"), pack.build_stage("vocoder"))
+    if stages is None:
+        stages = stage_set(pack.build_stage("acoustic"), pack.build_stage("vocoder"))
     root = cache_root(pack, cache_dir)
     final = root / weights_key(stages)
     if (final / MANIFEST).is_file():
@@ -300,7 +304,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         default=None,
-        help="directory for the files (default: the pack's ONNX cache, which the backend reads)",
+        help="cache root: files go to OUT/<weights key>/ (default: the pack's onnx/ directory, "
+        "which the onnxruntime backend reads; pass OUT as its cache_dir otherwise)",
     )
     parser.add_argument(
         "--int8", action="store_true", help="also write and check int8-weight encoder and decoder files"
@@ -323,9 +328,7 @@ def _resolve(voice: str) -> Any:
     )
 
 
-def real_inputs(
-    pack: Any, stages: StageSet, sentences: tuple[str, ...] = REAL_SENTENCES
-) -> dict[str, torch.Tensor] | None:
+def real_inputs(pack: Any, sentences: tuple[str, ...] = REAL_SENTENCES) -> dict[str, torch.Tensor] | None:
     """Encoder inputs for real sentences through the pack's frontend (neutral controls); None without one."""
     from voxserve.engine.voice import frontend_for
 
@@ -345,16 +348,12 @@ def real_inputs(
 def main(args: argparse.Namespace) -> None:
     """Export (or find the cached export of) ``args.voice``; print the files and verification figures."""
     pack = _resolve(args.voice)
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InvalidInput(f"--out {args.out!r} is not a directory", param="out")
     stages = stage_set(pack.build_stage("acoustic"), pack.build_stage("vocoder"))
-    if args.out is not None:
-        directory = Path(args.out)
-        if directory.exists() and not directory.is_dir():
-            raise InvalidInput(f"--out {str(directory)!r} is not a directory", param="out")
-        manifest = export_stages(stages, directory)
-    else:
-        directory, manifest = ensure_exported(pack)
+    directory, manifest = ensure_exported(pack, args.out, stages)
     checks = {"random": manifest["verification"]["random"]}
-    feeds = real_inputs(pack, stages)
+    feeds = real_inputs(pack)
     if feeds is not None:
         checks["real"] = verify_stages(stages, directory, feeds)
     if args.int8:

@@ -173,6 +173,10 @@ def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
     from voxserve.models.fastspeech2.model import Model as FastSpeech2
 
     acoustic, vocoder = unwrap(acoustic, vocoder)
+    if not isinstance(acoustic, (FastSpeech2, EmotiVoice)):
+        raise PackError(
+            f"no ONNX export for acoustic model {type(acoustic).__name__}; known: FastSpeech2, EmotiVoice"
+        )
     c = acoustic.config
     facts = {
         "hidden": int(c.hidden),
@@ -190,7 +194,7 @@ def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
         inputs = {"encoder": ("ids", "lengths", "controls"), "decoder": ("states", "durations", "frame_ids")}
         facts.update(style_dim=0, n_speakers=0, vocab=int(c.vocab_size), max_frames=1 << 16)
         family = "fastspeech2"
-    elif isinstance(acoustic, EmotiVoice):
+    else:
         modules = {"encoder": EmotiVoiceEncoder(acoustic), "decoder": EmotiVoiceDecoder(acoustic)}
         inputs = {
             "encoder": ("ids", "lengths", "controls", "speaker", "style"),
@@ -205,10 +209,6 @@ def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
             max_frames=max_frames,
         )
         family = "emotivoice"
-    else:
-        raise PackError(
-            f"no ONNX export for acoustic model {type(acoustic).__name__}; known: FastSpeech2, EmotiVoice"
-        )
     modules["vocoder"] = vocoder
     inputs["vocoder"] = ("mel",)
     return StageSet(family, modules, inputs, outputs, facts)

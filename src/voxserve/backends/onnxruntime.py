@@ -86,6 +86,7 @@ class OnnxRuntimeBackend(Backend):
         int8_ops: Sequence[str] = ("MatMul",),
         cache_dir: str | Path | None = None,
         save_optimized: bool = False,
+        device: str = "cpu",
     ) -> None:
         """``threads``: intra-op threads per session (None: physical cores).
 
@@ -93,8 +94,12 @@ class OnnxRuntimeBackend(Backend):
         types). The vocoder is left out by default: its int8 convolutions are both
         slower and audibly worse. ``cache_dir`` overrides where exports are kept.
         ``save_optimized`` writes each optimized graph as ``<stage>[.int8].opt.onnx``.
+        ``device`` must be ``cpu`` (the engine passes it to every backend).
         """
         from voxserve.backends.onnx_stages import STAGES
+
+        if device != "cpu":
+            raise InvalidInput(f"the onnxruntime backend runs on the CPU, not {device!r}", param="device")
 
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise InvalidInput(f"threads must be a positive integer, got {threads!r}", param="threads")

@@ -10,6 +10,7 @@ from voxserve.errors import InvalidInput
 BACKENDS: dict[str, str] = {
     "torch": "voxserve.backends.torch_eager:TorchBackend",
     "cuda": "voxserve.backends.cuda:CudaBackend",
+    "onnxruntime": "voxserve.backends.onnxruntime:OnnxRuntimeBackend",
 }
 
 

@@ -173,19 +173,21 @@ def to_markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
         )
     lines += [
         "",
-        f"## Time to first audio, streaming, ms (first sentence's acoustic model, then its first "
-        f"{plan['stream_first_s']} s vocoded with {ok[0]['ttfa'][classes[0]]['context_frames'] if ok else 0} "
-        "frames of right context, as 16-bit PCM)",
+        "## Time to first audio, streaming, ms",
         "",
-        "| backend | " + " | ".join(f"{c} p50 / p99" for c in classes) + " |",
-        "| --- |" + " ---: |" * len(classes),
+        "`engine`: a stream job through the serving engine (`voxserve.engine.runtime`), one at a time. "
+        f"`simple`: the first sentence's acoustic model, then its first {plan['stream_first_s']} s "
+        "vocoded with the vocoder's receptive field as right context, as 16-bit PCM.",
+        "",
+        "| backend | " + " | ".join(f"{c} p50 / p99" for c in classes) + " | path |",
+        "| --- |" + " ---: |" * len(classes) + " --- |",
     ]
     for e in ok:
         t = e["ttfa"]
         lines.append(
             f"| {e['name']} | "
             + " | ".join(f"{_f(t[c]['p50_ms'])} / {_f(t[c]['p99_ms'])}" for c in classes)
-            + " |"
+            + f" | {t[classes[0]]['source']} |"
         )
     batches = plan["batch_sizes"]
     lines += [

@@ -39,6 +39,14 @@ from voxserve.bench.stages import Rendered, StageTimer
 REFERENCE = "torch"
 """Registry name of the eager fp32 backend every other backend is compared with."""
 
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "onnxruntime-int8": ("onnxruntime", {"int8": True}),
+    "cuda-fp32": ("cuda", {"dtype": "fp32"}),
+    "cuda-bf16": ("cuda", {"dtype": "bf16"}),
+    "cuda-nographs": ("cuda", {"graphs": False}),
+}
+"""Benchmark names for a registered backend with settings (used when the registry lacks the name)."""
+
 ASR_CLASSES = ("short", "medium")
 """Size classes whose audio the ASR judge scores (long texts cost much judge time and add little)."""
 
@@ -87,10 +95,13 @@ def bench(
     plan: Plan | None = None,
     judge: bool = False,
     progress: Callable[[str], None] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Measure the reference and ``backends`` (registry names) on ``workload``; a JSON-ready dict.
+    """Measure the reference and ``backends`` (registry names or :data:`VARIANTS`) on ``workload``.
 
-    ``backends`` may name the reference; it is measured once either way, first.
+    Returns a JSON-ready dict. ``backends`` may name the reference; it is measured
+    once either way, first. ``threads`` goes to backends that take a thread count
+    (torch's own is the process setting, ``torch.set_num_threads``).
     """
     from voxserve.bench.report import machine_info
     from voxserve.errors import InvalidInput
@@ -104,7 +115,7 @@ def bench(
     reference: dict[str, Rendered] = {}
     for name in names:
         log(f"{workload.name}: {name} on {device}")
-        entry, outputs = _measure(workload, name, device, plan, log)
+        entry, outputs = _measure(workload, name, device, plan, log, threads)
         if name == REFERENCE and entry["status"] == "ok":
             reference = outputs["first"]
         if entry["status"] == "ok":
@@ -127,21 +138,28 @@ def bench(
             "facts": workload.facts,
         },
         "machine": machine_info(device),
-        "config": {"device": str(device), "backends": names, "judge": judge, "plan": asdict(plan)},
+        "config": {
+            "device": str(device),
+            "backends": names,
+            "judge": judge,
+            "torch_threads": torch.get_num_threads(),
+            "threads": threads,
+            "plan": asdict(plan),
+        },
         "reference": REFERENCE,
         "backends": entries,
     }
 
 
 def _measure(
-    workload: Workload, name: str, device: str, plan: Plan, log: Callable[[str], None]
+    workload: Workload, name: str, device: str, plan: Plan, log: Callable[[str], None], threads: int | None
 ) -> tuple[dict[str, Any], dict[str, dict[str, Rendered]]]:
     entry: dict[str, Any] = {"name": name, "device": str(device), "status": "ok", "reason": None}
     memory = _Memory(device)
     backend: Backend | None = None
     try:
         t0 = time.perf_counter()
-        backend = _create(name, device)
+        backend = _create(name, device, threads)
         backend.load(workload.pack)
         entry["load_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -181,10 +199,27 @@ def _measure(
     return entry, outputs
 
 
-def _create(name: str, device: str) -> Backend:
-    from voxserve.backends.registry import create
+def _create(name: str, device: str, threads: int | None) -> Backend:
+    """Build backend ``name`` for ``device``; CPU-only backends (no ``device`` argument) refuse a GPU run."""
+    import importlib
+    import inspect
 
-    backend = create(name, device=device)
+    from voxserve.backends import registry
+
+    base, kwargs = (name, {}) if name in registry.BACKENDS else VARIANTS.get(name, (name, {}))
+    kwargs = dict(kwargs)
+    if base in registry.BACKENDS:
+        module, cls = registry.BACKENDS[base].split(":")
+        params = inspect.signature(getattr(importlib.import_module(module), cls)).parameters
+        if "device" in params:
+            kwargs["device"] = device
+        elif torch.device(device).type != "cpu":
+            raise RuntimeError("it runs on the CPU only: benchmark it in a run with --device cpu")
+        if "threads" in params and threads is not None:
+            kwargs["threads"] = threads  # the same thread count as the torch reference
+    else:
+        kwargs["device"] = device
+    backend = registry.create(base, **kwargs)
     own = getattr(backend, "device", None)
     if own is not None and torch.device(own).type != torch.device(device).type:
         raise RuntimeError(f"it runs on {own}, not {device}: benchmark it in a run with --device {own}")
@@ -232,16 +267,32 @@ def _latency(
 
 
 def _ttfa(workload: Workload, backend: Backend, plan: Plan) -> dict[str, Any]:
-    context = _context_frames(workload, backend)
+    """Per class: through the serving engine when it can speak the workload, else the simple path."""
+    source, note = "engine", None
+    try:
+        seconds = stages.engine_first_audio(workload, backend, workload.classes, plan.repeats)
+    except ImportError as e:
+        source, note = "simple", f"no serving engine ({e})"
+    except TypeError as e:  # random tokens: the engine needs text
+        source, note = "simple", str(e)
+    context = _context_frames(workload, backend) if source == "simple" else None
+    if context is not None:
+        seconds = {
+            cls: [
+                stages.first_audio(workload, backend, item, plan.stream_first_s, context)[0]
+                for item in items
+                for _ in range(plan.repeats)
+            ]
+            for cls, items in workload.classes.items()
+        }
     out: dict[str, Any] = {}
-    for cls, items in workload.classes.items():
-        times = [
-            stages.first_audio(workload, backend, item, plan.stream_first_s, context)[0] * 1e3
-            for item in items
-            for _ in range(plan.repeats)
-        ]
-        p50, p95, p99 = np.percentile(times, [50, 95, 99]).tolist()
-        out[cls] = {"n": len(times), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "context_frames": context}
+    for cls, times in seconds.items():
+        p50, p95, p99 = np.percentile(np.array(times) * 1e3, [50, 95, 99]).tolist()
+        out[cls] = {"n": len(times), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "source": source}
+        if context is not None:
+            out[cls]["context_frames"] = context
+        if note:
+            out[cls]["note"] = note
     return out
 
 

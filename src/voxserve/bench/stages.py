@@ -160,6 +160,81 @@ def first_audio(
     return time.perf_counter() - t0, len(chunk)
 
 
+def engine_first_audio(
+    workload: Workload, backend: Backend, classes: dict[str, list[Item]], repeats: int
+) -> dict[str, list[float]]:
+    """Seconds to the first streamed chunk through the serving engine, ``repeats`` times per item, by class.
+
+    Runs one :class:`voxserve.engine.runtime.Engine` (default settings, no audio
+    cache) on the already loaded and warmed ``backend``, one stream at a time; each
+    job is read to its end before the next starts, so jobs never overlap. Needs a
+    voice with a pack and a frontend: raises ``TypeError`` for random-token workloads.
+    """
+    import asyncio
+
+    from voxserve.engine.interface import SpeechJob
+    from voxserve.engine.runtime import Engine
+    from voxserve.engine.voice import Voice
+
+    if workload.split is None or any(i.text is None for items in classes.values() for i in items):
+        raise TypeError(f"workload {workload.name!r} has no text for the engine to speak")
+    voice = Voice(workload.pack, _Loaded(backend))
+    engine = Engine([voice])
+
+    async def first(text: str) -> float:
+        t0 = time.perf_counter()
+        seconds = float("nan")
+        async for _chunk in engine.submit(SpeechJob(text=text, voice=voice.name, stream=True)):
+            if seconds != seconds:  # the first chunk; the rest is drained untimed
+                seconds = time.perf_counter() - t0
+        return seconds
+
+    async def measure() -> dict[str, list[float]]:
+        return {
+            cls: [await first(i.text or "") for i in items for _ in range(repeats)]
+            for cls, items in classes.items()
+        }
+
+    engine.start_sync()
+    try:
+        return asyncio.run(measure())
+    finally:
+        engine.stop_sync()
+
+
+class _Loaded(Backend):
+    """An already loaded and warmed backend handed to ``Voice``/``Engine``: loading and warming are no-ops.
+
+    Everything else (``batch_buckets``, ``receptive_frames``…) is the wrapped backend's.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self.inner, attr)
+
+    def load(self, pack: object) -> None:
+        """Already loaded by the benchmark."""
+
+    def warmup(self) -> None:
+        """Already warmed by the benchmark."""
+
+    def acoustic(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        controls: Controls,
+        speaker: torch.Tensor | None = None,
+        style: torch.Tensor | None = None,
+    ) -> AcousticOutput:
+        return self.inner.acoustic(ids, lengths, controls, speaker, style)
+
+    def vocoder(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.inner.vocoder(mel)
+
+
 def _no_mark(stage: str) -> None:
     """Stage marks cost nothing when no breakdown is asked for."""
 

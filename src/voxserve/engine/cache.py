@@ -13,10 +13,12 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 import torch
@@ -27,26 +29,28 @@ from voxserve.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 
+V = TypeVar("V")
+
 KEY_VERSION = 1
 """Bumped when what a key covers or the stored layout changes, so old entries are never read."""
 
 
-class _LRU:
+class _LRU(Generic[V]):
     """Thread-safe map bounded by entry count and total size; evicts least recently used first."""
 
-    def __init__(self, max_items: int, max_bytes: int, size: Callable[[object], int]) -> None:
+    def __init__(self, max_items: int, max_bytes: int, size: Callable[[V], int]) -> None:
         if max_items < 1 or max_bytes < 1:
             raise InvalidInput(
                 "cache limits must be positive", param="max_items" if max_items < 1 else "max_bytes"
             )
         self.max_items, self.max_bytes, self._size = max_items, max_bytes, size
-        self._data: OrderedDict[Hashable, object] = OrderedDict()
+        self._data: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
         self.nbytes = 0
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> object | None:
+    def get(self, key: Hashable) -> V | None:
         with self._lock:
             value = self._data.get(key)
             if value is None:
@@ -56,7 +60,7 @@ class _LRU:
             self.hits += 1
             return value
 
-    def put(self, key: Hashable, value: object) -> None:
+    def put(self, key: Hashable, value: V) -> None:
         n = self._size(value)
         if n > self.max_bytes:
             return  # would evict everything and still not fit
@@ -81,10 +85,10 @@ class EmbeddingCache:
     """
 
     def __init__(self, max_items: int = 1024, max_bytes: int = 64 << 20) -> None:
-        self._lru = _LRU(max_items, max_bytes, lambda t: t.numel() * t.element_size())  # type: ignore[attr-defined]
+        self._lru: _LRU[torch.Tensor] = _LRU(max_items, max_bytes, lambda t: t.numel() * t.element_size())
 
     def get(self, key: Hashable) -> torch.Tensor | None:
-        return self._lru.get(key)  # type: ignore[return-value]
+        return self._lru.get(key)
 
     def put(self, key: Hashable, value: torch.Tensor) -> None:
         self._lru.put(key, value)
@@ -165,10 +169,10 @@ class MemoryAudioCache(AudioCache):
 
     def __init__(self, max_items: int = 512, max_bytes: int = 256 << 20) -> None:
         super().__init__()
-        self._lru = _LRU(max_items, max_bytes, lambda a: a.samples.nbytes)  # type: ignore[attr-defined]
+        self._lru: _LRU[CachedAudio] = _LRU(max_items, max_bytes, lambda a: int(a.samples.nbytes))
 
     def get(self, key: str) -> CachedAudio | None:
-        return self._count(self._lru.get(key))  # type: ignore[arg-type]
+        return self._count(self._lru.get(key))
 
     def put(self, key: str, audio: CachedAudio) -> None:
         self._lru.put(key, audio)
@@ -181,36 +185,49 @@ class RedisAudioCache(AudioCache):
     """Redis hashes ``{prefix}{key}`` with raw little-endian float32 ``samples`` and JSON ``meta``, with a TTL.
 
     Several engine processes can share one Redis. Network errors and timeouts count in
-    ``errors`` and behave as misses; the request is synthesized instead.
+    ``errors`` and behave as misses; the request is synthesized instead. After a failure
+    the cache is skipped for ``retry_s`` seconds, so a Redis that is down costs each
+    request nothing rather than a connect timeout.
     """
 
     def __init__(
-        self, url: str, ttl_s: int = 24 * 3600, prefix: str = "voxserve:audio:", timeout_s: float = 0.5
+        self,
+        url: str,
+        ttl_s: int = 24 * 3600,
+        prefix: str = "voxserve:audio:",
+        timeout_s: float = 0.5,
+        retry_s: float = 5.0,
     ) -> None:
         import redis
 
         super().__init__()
         if ttl_s <= 0:
             raise InvalidInput("ttl_s must be a positive number of seconds", param="ttl_s")
-        self.url, self.ttl_s, self.prefix = url, int(ttl_s), prefix
+        self.url, self.ttl_s, self.prefix, self.retry_s = url, int(ttl_s), prefix, retry_s
+        self._down_until = 0.0
         self._redis = redis
         self._client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
 
     def get(self, key: str) -> CachedAudio | None:
+        if time.monotonic() < self._down_until:
+            return self._count(None)
         try:
             fields_ = self._client.hgetall(self.prefix + key)
         except self._redis.RedisError as e:
-            return self._failed("get", e)
+            self._failed("get", e)
+            return None
         if not fields_ or b"samples" not in fields_ or b"meta" not in fields_:
             return self._count(None)
         meta = json.loads(fields_[b"meta"])
-        samples = np.frombuffer(fields_[b"samples"], dtype="<f4").astype(np.float32)
+        samples = np.frombuffer(cast(bytes, fields_[b"samples"]), dtype="<f4").astype(np.float32)
         chars = tuple(Timing(t, s, e) for t, s, e in meta["chars"])
         return self._count(CachedAudio(samples, int(meta["sample_rate"]), chars))
 
     def put(self, key: str, audio: CachedAudio) -> None:
         meta = {"sample_rate": audio.sample_rate, "chars": [[t.text, t.start, t.end] for t in audio.chars]}
         samples = np.ascontiguousarray(audio.samples, dtype="<f4").tobytes()
+        if time.monotonic() < self._down_until:
+            return
         try:
             pipe = self._client.pipeline()
             pipe.hset(
@@ -225,6 +242,7 @@ class RedisAudioCache(AudioCache):
         self._client.close()
 
     def _failed(self, op: str, error: Exception) -> None:
+        self._down_until = time.monotonic() + self.retry_s
         self.errors += 1
         self.misses += op == "get"
         logger.warning("audio cache %s on %s failed: %s", op, self.url, error)

@@ -28,13 +28,23 @@ from typing import Protocol
 class JobRef(Protocol):
     """What the scheduler reads from a job: identity, ordering and deadline."""
 
-    id: int
-    priority: int
-    """Higher runs first among equals."""
-    arrival: float
-    """Monotonic submit time (seconds)."""
-    deadline: float
-    """Monotonic time (seconds) after which the job's queued items are dropped."""
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def priority(self) -> int:
+        """Higher runs first among equals."""
+        ...
+
+    @property
+    def arrival(self) -> float:
+        """Monotonic submit time (seconds)."""
+        ...
+
+    @property
+    def deadline(self) -> float:
+        """Monotonic time (seconds) after which the job's queued items are dropped."""
+        ...
 
 
 @dataclass(eq=False)

@@ -20,10 +20,12 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
 
+from voxserve.backends.interface import Backend
 from voxserve.engine.audio import Timing
 from voxserve.engine.controls import SynthesisParams
 from voxserve.engine.interface import AudioChunk, DeadlineExceeded
@@ -110,13 +112,13 @@ def _grow(first: int, growth: float, largest: int) -> Iterator[int]:
         n *= growth
 
 
-def receptive_frames(backend: object, n_mels: int) -> int:
+def receptive_frames(backend: Backend, n_mels: int) -> int:
     """Context frames a chunk needs on each side: the backend's (or its vocoder's) own figure, else probed."""
     for obj in (backend, getattr(backend, "vocoder_model", None)):
         value = getattr(obj, "receptive_frames", None)
         if isinstance(value, int) and value >= 0:
             return value
-    return probe_receptive_frames(backend.vocoder, n_mels)  # type: ignore[attr-defined]
+    return probe_receptive_frames(backend.vocoder, n_mels)
 
 
 def probe_receptive_frames(
@@ -205,17 +207,19 @@ class Assembler:
             return []
         rendered = [
             Rendered(
-                np.concatenate([self._pieces[(k, c)] for c in range(counts[k] or 0)]), self._durations[k]
+                np.concatenate([self._pieces[(k, c)] for c in range(counts[k] or 0)]),
+                cast(np.ndarray, self._durations[k]),
             )
             for k in range(self.n)
         ]
-        audio = assemble(self._seqs, rendered, self.sample_rate, self.hop, self.params)  # type: ignore[arg-type]
+        seqs = cast(list[PhoneSequence], self._seqs)  # all announced: none is None
+        audio = assemble(seqs, rendered, self.sample_rate, self.hop, self.params)
         self.audio = (audio.samples, tuple(audio.chars))
         chars = tuple(audio.chars) if self.timestamps else ()
         return [AudioChunk(audio.samples, self.sample_rate, 0, True, chars)]
 
     def _drain_stream(self) -> list[AudioChunk]:
-        out = []
+        out: list[AudioChunk] = []
         while True:
             k, c = self._cursor
             count = self._counts[k]

@@ -264,10 +264,10 @@ class _StreamedSpeech:
         except VoxserveError as e:
             # Headers are gone: SSE can still say what happened; a byte stream can only be cut short.
             log.warning("stream ended early: %s", e)
+            self.finished = True  # by failure, not by the client leaving
             self.stream.cancel()
             if not sse:
                 raise _StreamBroken from e
-            self.finished = True
             yield sse_frame(error_payload(e))
         finally:
             self.close()

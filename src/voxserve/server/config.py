@@ -42,7 +42,7 @@ class ServerConfig:
     voice: str = "baker"
     """Default voice: used when a request names none, loaded and warmed at start."""
     preload: tuple[str, ...] = ()
-    """Other voices to load and warm at start (the rest load on first use)."""
+    """Other voices to serve besides the default; all are loaded and warmed at start, no others are served."""
     backend: str = "torch"
     """How models run (a name from ``voxserve.backends.registry``)."""
     device: str = "cpu"
@@ -56,9 +56,9 @@ class ServerConfig:
     max_body_bytes: int = 256 * 1024
     """Largest request body in bytes; larger ones get 413 before any parsing."""
     max_input_chars: int = 4096
-    """Longest ``input`` in characters (OpenAI's limit is 4096)."""
+    """Longest ``input`` in characters: OpenAI's limit, 4096, or less."""
     max_queue: int = 64
-    """Requests the engine holds waiting; beyond it new ones get 429 with Retry-After."""
+    """Requests the engine holds at once (running or waiting); beyond it new ones get 429 with Retry-After."""
     max_batch: int | None = None
     """Most items the engine runs in one model call (None: the backend's largest bucket, else 16)."""
     max_wait_ms: float = 5.0
@@ -66,7 +66,7 @@ class ServerConfig:
     deadline_s: float | None = 60.0
     """Default per-request deadline in seconds (None: none); past it the request gets 504."""
     cache: str | None = None
-    """Audio/embedding cache: None (off), ``memory``, or a ``redis://`` URL."""
+    """Cache of finished audio for short repeated texts: None (off), ``memory``, or a ``redis://`` URL."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS (``*`` for any); empty: no CORS headers."""
     drain_timeout_s: float = 30.0
@@ -90,6 +90,10 @@ class ServerConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(name, f"must be a positive integer, got {value!r}")
+        if self.max_input_chars > 4096:
+            raise bad(
+                "max_input_chars", f"must be at most 4096 (OpenAI's limit), got {self.max_input_chars!r}"
+            )
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise bad("threads", f"must be a positive integer, got {self.threads!r}")
         if self.max_wait_ms < 0:
@@ -106,6 +110,8 @@ class ServerConfig:
             raise bad("voice", "must name a voice")
         # Tuples keep the dataclass hashable and frozen even when lists were passed.
         for name in ("preload", "api_keys", "cors_origins"):
+            if isinstance(getattr(self, name), str):
+                raise bad(name, "must be a list of strings, not one string")
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     @property

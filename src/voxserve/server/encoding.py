@@ -39,10 +39,12 @@ class FormatSpec:
     """Target bits per second for lossy codecs (mono speech)."""
     options: tuple[tuple[str, str], ...] = ()
     """Muxer options (Ogg pages every 20 ms so streamed Opus leaves at once)."""
+    codec_options: tuple[tuple[str, str], ...] = ()
+    """Encoder options (LAME's quality 7: about 25% less CPU than its default, same size, fine for speech)."""
 
 
 FORMATS: dict[str, FormatSpec] = {
-    "mp3": FormatSpec("audio/mpeg", "mp3", "libmp3lame", 64_000),
+    "mp3": FormatSpec("audio/mpeg", "mp3", "libmp3lame", 64_000, codec_options=(("compression_level", "7"),)),
     "opus": FormatSpec("audio/ogg", "ogg", "libopus", 32_000, (("page_duration", "20000"),)),
     "aac": FormatSpec("audio/aac", "adts", "aac", 64_000),
     "flac": FormatSpec("audio/flac", "flac", "flac"),
@@ -143,7 +145,8 @@ class AvEncoder(Encoder):
         self._out = av.open(self._file, mode="w", format=spec.container, options=dict(spec.options))
         rates = av.codec.Codec(spec.codec, "w").audio_rates
         rate = sample_rate if not rates or sample_rate in rates else _nearest_rate(sample_rate, rates)
-        self._stream = cast("av.AudioStream", self._out.add_stream(spec.codec, rate=rate))
+        stream = self._out.add_stream(spec.codec, rate=rate, options=dict(spec.codec_options))
+        self._stream = cast("av.AudioStream", stream)
         self._stream.layout = "mono"
         if spec.bit_rate:
             self._stream.bit_rate = spec.bit_rate

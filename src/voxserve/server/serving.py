@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -317,7 +316,3 @@ class SpeechService:
 def sse_frame(data: str) -> bytes:
     """One server-sent event carrying ``data`` (JSON; the event name is its ``type`` field, as OpenAI does)."""
     return f"data: {data}\n\n".encode()
-
-
-def elapsed(t0: float) -> float:
-    return time.perf_counter() - t0
