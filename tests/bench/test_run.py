@@ -12,8 +12,9 @@ import torch
 from voxserve.backends import registry
 from voxserve.backends.torch_eager import TorchBackend
 from voxserve.bench import report
+from voxserve.bench.compare import parity
 from voxserve.bench.presets import load_workload
-from voxserve.bench.run import Plan, bench, parity
+from voxserve.bench.run import Plan, bench
 from voxserve.bench.stages import Rendered
 from voxserve.models.interface import AcousticOutput
 

@@ -37,7 +37,7 @@ from voxserve.backends.cuda_graphs import Buckets, FlatBuffer, GraphTable, Key, 
 from voxserve.backends.cuda_stages import EmotiVoicePlan, StagePlan, plan_for
 from voxserve.backends.interface import Backend
 from voxserve.errors import InvalidInput
-from voxserve.models.interface import AcousticOutput, Controls
+from voxserve.models.interface import AcousticOutput, Controls, Vocoder
 from voxserve.packs.pack import Pack
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class CudaBackend(Backend):
     def load(self, pack: Pack) -> None:
         self.load_models(pack.build_stage("acoustic"), pack.build_stage("vocoder"))
 
-    def load_models(self, acoustic: torch.nn.Module, vocoder: torch.nn.Module) -> None:
+    def load_models(self, acoustic: torch.nn.Module, vocoder: Vocoder) -> None:
         """Take built (eval-mode) stage modules, for models that do not come from a :class:`Pack`.
 
         EmotiVoice passes ``model.am`` and ``model.generator``. The acoustic

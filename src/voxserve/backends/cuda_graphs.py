@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -121,7 +122,7 @@ class FlatBuffer:
         return self.data[:n].view(*shape)
 
 
-def cuda_capture(device: torch.device, pool: object) -> Callable[[Callable[[], None]], Callable[[], None]]:
+def cuda_capture(device: torch.device, pool: Any) -> Callable[[Callable[[], None]], Callable[[], None]]:
     """A ``capture`` for :class:`GraphTable`: warm the thunk up on a side stream, then record it as a graph.
 
     The warm-up run lets cuDNN pick its algorithms and lazy initialization happen
@@ -182,11 +183,17 @@ class GraphTable:
         for key in keys:
             if key in self._replays:
                 continue
-            self._replays[key] = capture(lambda key=key: self.step(key))
+            self._replays[key] = capture(self._thunk(key))
             n += 1
         stats = CaptureStats(graphs=n, seconds=time.perf_counter() - t0)
         logger.info("%s: captured %d graphs in %.2f s", self.name, stats.graphs, stats.seconds)
         return stats
+
+    def _thunk(self, key: Key) -> Callable[[], None]:
+        def thunk() -> None:
+            self.step(key)
+
+        return thunk
 
     def run(self, key: Key) -> None:
         replay = self._replays.get(key)

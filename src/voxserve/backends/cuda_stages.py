@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -50,11 +50,11 @@ class StagePlan(ABC):
     n_mels: int
     """Mel bands of the frame half's output."""
 
-    def __init__(self, model: torch.nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, model: Any, dtype: torch.dtype) -> None:
         self.dtype = dtype
-        self.front = model.float()
+        self.front: Any = model.float()
         # A second copy in the fast dtype for the frame half; the symbol half stays float32.
-        self.back = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+        self.back: Any = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
 
     @abstractmethod
     def tokens(
@@ -80,7 +80,7 @@ class StagePlan(ABC):
 class FastSpeech2Plan(StagePlan):
     """FastSpeech2: encode + adapt on symbols; length regulation + decode on frames."""
 
-    def __init__(self, model: torch.nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, model: Any, dtype: torch.dtype) -> None:
         super().__init__(model, dtype)
         self.hidden = model.config.hidden
         self.n_mels = model.config.n_mels
@@ -111,7 +111,7 @@ class EmotiVoicePlan(StagePlan):
     ``Acoustic.forward`` takes them.
     """
 
-    def __init__(self, model: torch.nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, model: Any, dtype: torch.dtype) -> None:
         super().__init__(model, dtype)
         self.hidden = model.config.hidden
         self.n_mels = model.config.n_mels

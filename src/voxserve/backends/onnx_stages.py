@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from voxserve.backends.onnx_export import STAGE_NAMES
 from voxserve.errors import PackError
 from voxserve.models.interface import Controls
 
-STAGES = ("encoder", "decoder", "vocoder")
+STAGES = STAGE_NAMES
 """Stage names, in pipeline order (also the file names, ``<stage>.onnx``)."""
 
 

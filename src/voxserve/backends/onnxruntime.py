@@ -10,8 +10,8 @@ fight over the same cores.
 Per acoustic call: the encoder runs on the padded symbols, the host reads the
 durations to size the frame axis, and the decoder expands and decodes. Results
 equal the PyTorch reference to float rounding (durations exactly, in float32).
-With ``int8=True`` the MatMul weights of ``int8_stages`` are int8 (ONNX Runtime
-dynamic quantization); see the tests for what that costs in accuracy. The
+With ``int8=True`` the decoder (by default) runs from an int8 file (see
+:mod:`voxserve.backends.onnx_int8`). The
 backend does not batch across calls (the engine does) and holds no torch modules
 after loading.
 """
@@ -82,56 +82,68 @@ class OnnxRuntimeBackend(Backend):
         self,
         threads: int | None = None,
         int8: bool = False,
-        int8_stages: Sequence[str] = ("encoder", "decoder"),
-        int8_ops: Sequence[str] = ("MatMul",),
+        int8_method: str = "static",
+        int8_stages: Sequence[str] = ("decoder",),
         cache_dir: str | Path | None = None,
         save_optimized: bool = False,
         device: str = "cpu",
     ) -> None:
-        """``threads``: intra-op threads per session (None: physical cores).
+        """``threads``: intra-op threads per session (None: the physical cores).
 
-        ``int8``: run ``int8_stages`` with int8 weights for ``int8_ops`` (ONNX op
-        types). The vocoder is left out by default: its int8 convolutions are both
-        slower and audibly worse. ``cache_dir`` overrides where exports are kept.
-        ``save_optimized`` writes each optimized graph as ``<stage>[.int8].opt.onnx``.
-        ``device`` must be ``cpu`` (the engine passes it to every backend).
+        ``int8``: run ``int8_stages`` from int8 files made by ``int8_method``
+        (``static`` or ``dynamic``, see :mod:`voxserve.backends.onnx_int8`, which
+        also says why only the decoder by default). ``cache_dir`` overrides where
+        exports are kept. ``save_optimized`` writes each optimized graph beside its
+        file as ``*.opt.onnx``. ``device`` must be ``cpu`` (the engine passes it to
+        every backend).
         """
-        from voxserve.backends.onnx_stages import STAGES
+        from voxserve.backends.onnx_export import STAGE_NAMES
+        from voxserve.backends.onnx_int8 import METHODS
 
         if device != "cpu":
             raise InvalidInput(f"the onnxruntime backend runs on the CPU, not {device!r}", param="device")
-
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InvalidInput(f"threads must be a positive integer, got {threads!r}", param="threads")
-        unknown = sorted(set(int8_stages) - set(STAGES))
+        if int8_method not in METHODS:
+            raise InvalidInput(
+                f"unknown int8 method {int8_method!r}; known: {', '.join(METHODS)}", param="int8_method"
+            )
+        unknown = sorted(set(int8_stages) - set(STAGE_NAMES))
         if unknown:
             raise InvalidInput(
-                f"unknown int8 stage {unknown[0]!r}; stages: {', '.join(STAGES)}", param="int8_stages"
+                f"unknown int8 stage {unknown[0]!r}; stages: {', '.join(STAGE_NAMES)}", param="int8_stages"
             )
         self.threads = threads
         self.int8 = int8
+        self.int8_method = int8_method
         self.int8_stages = tuple(int8_stages)
-        self.int8_ops = tuple(int8_ops)
         self.cache_dir = cache_dir
         self.save_optimized = save_optimized
 
     def load(self, pack: Any) -> None:
-        """Export (first time only) and open the three sessions. ``pack`` needs ``build_stage``, ``name``, ``path``."""
-        from voxserve.backends.onnx_export import ensure_exported, quantize_stage
+        """Export (first time only), quantize (first time only) and open the three sessions.
+
+        ``pack`` is a :class:`~voxserve.packs.pack.Pack` or anything with
+        ``build_stage``, ``name`` and ``path``.
+        """
+        from voxserve.backends.onnx_export import ensure_exported
+        from voxserve.backends.onnx_int8 import quantize_stage
 
         self.directory, manifest = ensure_exported(pack, self.cache_dir)
         self.facts: dict[str, int] = manifest["facts"]
         self.hop_length = self.facts["hop_length"]
         self.inputs = {s: tuple(v["inputs"]) for s, v in manifest["stages"].items()}
         self.outputs = {s: tuple(v["outputs"]) for s, v in manifest["stages"].items()}
+        self.files: dict[str, Path] = {}
         self.sessions = {}
         for stage in self.inputs:
             path = self.directory / f"{stage}.onnx"
             if self.int8 and stage in self.int8_stages:
-                path = quantize_stage(self.directory, stage, self.int8_ops)
+                path = quantize_stage(self.directory, manifest, stage, self.int8_method, pack)
             optimized = path.with_suffix(".opt.onnx") if self.save_optimized else None
+            self.files[stage] = path
             self.sessions[stage] = make_session(path, self.threads, optimized)
-        logger.info("onnxruntime: %s from %s (int8: %s)", pack.name, self.directory, self.int8)
+        logger.info("onnxruntime: %s from %s", pack.name, ", ".join(str(p) for p in self.files.values()))
 
     def _run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self.sessions[stage].run(None, {n: feeds[n] for n in self.inputs[stage]})

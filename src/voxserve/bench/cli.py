@@ -99,6 +99,8 @@ def _backends(args: argparse.Namespace) -> None:
         torch.device(device)
     except RuntimeError:
         raise InvalidInput(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1…)") from None
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInput(f"--device {device!r}: this torch build sees no CUDA device")
     names = [b.strip() for b in getattr(args, "backends", "torch").split(",") if b.strip()]
     if not names:
         raise InvalidInput("--backends names no backend")

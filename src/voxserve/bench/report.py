@@ -71,6 +71,13 @@ def _f(x: Any, digits: int = 1) -> str:
     return f"{x:.{digits}f}"
 
 
+def _e(x: Any) -> str:
+    """Small differences need their exponent: 3e-06 is not 0.0000."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return "0" if x == 0 else f"{x:.2e}"
+
+
 def _ok(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in result["backends"] if e["status"] == "ok"]
 
@@ -224,14 +231,18 @@ def to_markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
         "",
         "## Memory and start-up",
         "",
-        "| backend | load s | warm-up s | GPU peak MiB (torch) | RSS after load MiB | RSS peak MiB |",
+        "RSS is the whole process's, so it includes what earlier backends left allocated; "
+        "compare the growth from before to after loading.",
+        "",
+        "| backend | load s | warm-up s | GPU peak MiB (torch) | RSS before / after load MiB | RSS peak MiB |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for e in ok:
         mem = e["memory"]
         lines.append(
             f"| {e['name']} | {_f(e['load_s'], 2)} | {_f(e['warmup_s'], 2)} | {_f(mem.get('gpu_peak_mib'))} | "
-            f"{_f(mem.get('after_load_rss_mib'))} | {_f(mem.get('rss_peak_mib'))} |"
+            f"{_f(mem.get('before_load_rss_mib'))} / {_f(mem.get('after_load_rss_mib'))} | "
+            f"{_f(mem.get('rss_peak_mib'))} |"
         )
     lines += [
         "",
@@ -245,8 +256,8 @@ def to_markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
         cer = _f(a.get("cer"), 3) if "cer" in a else ("skipped" if "skipped" in a else "not asked")
         lines.append(
             f"| {e['name']} | {_f(p.get('duration_equal_rate'), 4)} | {_f(p.get('mel_length_equal_rate'), 3)} | "
-            f"{_f(p.get('mel_corr_min'), 5)} / {_f(p.get('mel_corr_mean'), 5)} | "
-            f"{_f(p.get('mel_max_abs_diff'), 4)} | {cer} | {_f(a.get('cer_delta'), 3)} |"
+            f"{_f(p.get('mel_corr_min'), 6)} / {_f(p.get('mel_corr_mean'), 6)} | "
+            f"{_e(p.get('mel_max_abs_diff'))} | {cer} | {_f(a.get('cer_delta'), 3)} |"
         )
     others = [e for e in result["backends"] if e["status"] != "ok"]
     if others:
@@ -294,6 +305,8 @@ def plot(result: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
         pts = [p for p in e["throughput"] if "audio_s_per_s" in p]
         ax.plot([p["batch"] for p in pts], [p["audio_s_per_s"] for p in pts], marker="o", label=e["name"])
     ax.set_xscale("log", base=2)
+    batches = result["config"]["plan"]["batch_sizes"]
+    ax.set_xticks(batches, [str(b) for b in batches])
     ax.set_xlabel("batch size")
     ax.set_ylabel("seconds of audio per second")
     ax.set_title(f"Throughput — {title}")
@@ -307,7 +320,8 @@ def plot(result: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
     for s in STAGES:
         vals = [e["stages_ms"][mid].get(s, 0.0) for e in ok]
         if any(vals):
-            ax.bar([e["name"] for e in ok], vals, 0.5, bottom=bottoms, label=s.replace("_", " "))
+            label = "acoustic (not split)" if s == "acoustic" else s.replace("_", " ")
+            ax.bar([e["name"] for e in ok], vals, 0.5, bottom=bottoms, label=label)
             bottoms = [a + b for a, b in zip(bottoms, vals, strict=True)]
     ax.set_ylabel("ms per request")
     ax.set_title(f"Per-stage time, {mid} request — {title}")

@@ -3,11 +3,13 @@
 :func:`bench` loads one :class:`~voxserve.bench.presets.Workload` and measures the
 eager fp32 torch backend on the chosen device first (the reference), then each
 requested backend on the same device, one at a time (each is freed before the
-next loads, so memory numbers are its own). Per backend:
+next loads, so GPU memory numbers are its own). Per backend:
 
 * latency p50/p95/p99 of whole requests at batch 1 per size class (frontend +
   acoustic + vocoder + WAV encoding), and the real-time factor;
-* time to first audio on the simple streaming path (:func:`~voxserve.bench.stages.first_audio`);
+* time to first audio of a stream: through the serving engine for voices with text
+  (:func:`~voxserve.bench.stages.engine_first_audio`), else on the simple streaming
+  path (:func:`~voxserve.bench.stages.first_audio`);
 * model throughput (seconds of audio per second, acoustic + vocoder on padded
   batches of medium requests; frontend and encoding excluded) against batch size;
 * the per-stage breakdown (separate runs, synchronized between stages);
@@ -33,7 +35,8 @@ import torch
 
 from voxserve.backends.interface import Backend
 from voxserve.bench import stages
-from voxserve.bench.presets import Item, Workload
+from voxserve.bench.compare import cer_deltas, parity, score_asr, speedups
+from voxserve.bench.presets import Workload
 from voxserve.bench.stages import Rendered, StageTimer
 
 REFERENCE = "torch"
@@ -46,9 +49,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "cuda-nographs": ("cuda", {"graphs": False}),
 }
 """Benchmark names for a registered backend with settings (used when the registry lacks the name)."""
-
-ASR_CLASSES = ("short", "medium")
-"""Size classes whose audio the ASR judge scores (long texts cost much judge time and add little)."""
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,10 @@ def bench(
                 keys = list(reference)
                 entry["parity"] = parity([reference[k] for k in keys], [outputs["last"][k] for k in keys])
             if judge:
-                entry["asr"] = _asr(workload, outputs["last"], log)
+                entry["asr"] = score_asr(workload, outputs["last"], log)
         entries.append(entry)
-    _speedups(entries)
-    _cer_deltas(entries)
+    speedups(entries)
+    cer_deltas(entries)
     return {
         "schema": 1,
         "workload": {
@@ -344,83 +344,6 @@ def _throughput(
         )
         log(f"  batch {b}: {points[-1]['audio_s_per_s']:.1f} s of audio per s")
     return points
-
-
-def parity(reference: list[Rendered], other: list[Rendered]) -> dict[str, Any]:
-    """Per-sentence agreement of ``other`` with ``reference`` (same requests, same order).
-
-    ``duration_equal_rate``: share of symbols with the same frame count;
-    ``mel_length_equal_rate``: share of sentences with the same frame total;
-    ``mel_corr_min``/``mel_corr_mean``: Pearson correlation of the mels over their
-    common frames; ``mel_max_abs_diff``: largest absolute mel difference there.
-    """
-    equal = symbols = same_len = sentences = 0
-    corrs: list[float] = []
-    max_abs = 0.0
-    for r, o in zip(reference, other, strict=True):
-        for dr, do, mr, mo in zip(r.durations, o.durations, r.mels, o.mels, strict=True):
-            symbols += len(dr)
-            equal += int((dr == do).sum())
-            sentences += 1
-            same_len += int(mr.shape == mo.shape)
-            f = min(len(mr), len(mo))
-            a, b = mr[:f].astype(np.float64).ravel(), mo[:f].astype(np.float64).ravel()
-            if np.array_equal(a, b):
-                corrs.append(1.0)
-            else:
-                corrs.append(float(np.corrcoef(a, b)[0, 1]) if f else 0.0)
-                max_abs = max(max_abs, float(np.abs(a - b).max()) if f else float("inf"))
-    return {
-        "sentences": sentences,
-        "duration_equal_rate": equal / max(symbols, 1),
-        "mel_length_equal_rate": same_len / max(sentences, 1),
-        "mel_corr_min": min(corrs, default=float("nan")),
-        "mel_corr_mean": float(np.mean(corrs)) if corrs else float("nan"),
-        "mel_max_abs_diff": max_abs,
-    }
-
-
-def _asr(workload: Workload, outputs: dict[str, Rendered], log: Callable[[str], None]) -> dict[str, Any]:
-    if not workload.asr:
-        return {"skipped": "the workload has no text (random tokens)"}
-    items: list[Item] = [i for c in ASR_CLASSES for i in workload.classes.get(c, []) if i.text]
-    try:
-        from voxserve.bench.judge import Judge, cer
-
-        judge = Judge()
-        scores = [
-            cer(i.text or "", judge.transcribe(outputs[i.name].samples, workload.sample_rate)) for i in items
-        ]
-    except (ImportError, LookupError, OSError) as e:  # judge extras or model packages not installed
-        log(f"  ASR skipped: {e}")
-        return {"skipped": f"{type(e).__name__}: {e}"}
-    return {"cer": float(np.mean(scores)), "texts": len(scores)}
-
-
-def _speedups(entries: list[dict[str, Any]]) -> None:
-    ref = entries[0]
-    if ref["status"] != "ok":
-        return
-    for e in entries:
-        if e["status"] != "ok":
-            continue
-        e["speedup"] = {
-            "latency_p50": {c: ref["latency"][c]["p50_ms"] / v["p50_ms"] for c, v in e["latency"].items()},
-            "ttfa_p50": {c: ref["ttfa"][c]["p50_ms"] / v["p50_ms"] for c, v in e["ttfa"].items()},
-            "rtf": ref["rtf"] / e["rtf"],
-            "throughput": {
-                str(p["batch"]): p["audio_s_per_s"] / q["audio_s_per_s"]
-                for p, q in zip(e["throughput"], ref["throughput"], strict=False)
-                if "audio_s_per_s" in p and "audio_s_per_s" in q
-            },
-        }
-
-
-def _cer_deltas(entries: list[dict[str, Any]]) -> None:
-    ref_cer = entries[0].get("asr", {}).get("cer")
-    for e in entries:
-        if ref_cer is not None and "cer" in e.get("asr", {}):
-            e["asr"]["cer_delta"] = e["asr"]["cer"] - ref_cer
 
 
 class _Memory:

@@ -127,7 +127,7 @@ def run_vocoder(
     longest = max(max(int(w.mel.shape[0]) for w in works), 1)
     split_to = _bucket(longest, buckets) if buckets else None
     rows, fixed = _plan_rows(works, context, split_to)
-    out: dict[int, list[np.ndarray]] = {i: [] for i in range(len(works))}
+    out: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in range(len(works))}
     for call, frames in _group(rows, fixed, buckets):
         mel = torch.zeros(len(call), frames, works[0].mel.shape[1], dtype=torch.float32)
         offsets = [frames - r.size if r.right_align else 0 for r in call]
@@ -138,10 +138,9 @@ def run_vocoder(
         wav = backend.vocoder(mel)
         for row, (r, offset) in enumerate(zip(call, offsets, strict=True)):
             start = (offset + r.keep) * hop
-            out[r.index].append(
-                wav[row, start : start + r.frames * hop].numpy().astype(np.float32, copy=True)
-            )
-    return [np.concatenate(out[i]) if len(out[i]) > 1 else out[i][0] for i in range(len(works))]
+            out[r.index].append((r.part, wav[row, start : start + r.frames * hop].numpy().astype(np.float32)))
+    # calls run longest first, so a tail can come back before its head
+    return [np.concatenate([p for _, p in sorted(out[i], key=lambda x: x[0])]) for i in range(len(works))]
 
 
 @dataclass
@@ -153,6 +152,8 @@ class _Row:
     keep: int
     frames: int
     right_align: bool
+    part: int = 0
+    """0, or 1 for the tail of a span cut in two."""
 
     @property
     def size(self) -> int:
@@ -183,7 +184,7 @@ def _plan_rows(
         cut = w.left + w.frames // 2
         if split_to is not None and size < split_to and context <= cut <= size - context and w.frames >= 2:
             rows.append(_Row(i, w.mel[: cut + context], w.left, cut - w.left, right_align=False))
-            rows.append(_Row(i, w.mel[cut - context :], context, w.left + w.frames - cut, right_align=True))
+            rows.append(_Row(i, w.mel[cut - context :], context, w.left + w.frames - cut, True, part=1))
         else:
             fixed.setdefault(size, []).append(_Row(i, w.mel, w.left, w.frames, right_align=False))
     return rows, fixed

@@ -278,7 +278,7 @@ class Pipeline:
             for it, result in zip(items, results, strict=True):
                 job = cast(Job, it.job)
                 if isinstance(result, VoxserveError):
-                    self._fail(job, result)
+                    self._fail(job, VoxserveError(str(result)))  # one exception object per stream
                     continue
                 try:
                     with self._lock:
