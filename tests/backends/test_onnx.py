@@ -209,6 +209,10 @@ def test_batched_equals_unbatched_and_vocoders_agree(sentences, ort_fp32, refere
     assert min(wav_corrs) >= 0.9999, wav_corrs
 
 
+def test_streaming_context_comes_from_the_vocoder(ort_fp32, reference):
+    assert ort_fp32.receptive_frames == reference.vocoder_model.receptive_frames > 0
+
+
 def test_short_and_empty_mel_are_handled_like_torch(ort_fp32, reference):
     mel = torch.randn(2, 3, 80) * 0.5 - 4.0
     wav = ort_fp32.vocoder(mel)

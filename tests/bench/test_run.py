@@ -158,6 +158,32 @@ def test_reports_are_written(emotivoice_result, tmp_path):
     assert "torch" in text and "noisy" in text and "skipped" in text
 
 
+def test_markdown_names_the_gpu(emotivoice_result):
+    import copy
+
+    result = copy.deepcopy(emotivoice_result)
+    result["machine"]["gpu"] = {
+        "name": "NVIDIA H100 80GB HBM3",
+        "memory_gib": 79.1,
+        "capability": "9.0",
+        "driver": "550.54",
+        "cuda": "12.4",
+        "cudnn": 90100,
+        "tf32": {"matmul": False, "cudnn": True},
+    }
+    md = report.to_markdown(result)
+    assert "GPU: NVIDIA H100 80GB HBM3" in md and "driver 550.54" in md and "CUDA 12.4" in md
+
+
+def test_plan_rejects_nonsense():
+    from voxserve.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="repeats"):
+        Plan(repeats=0, warmup=0, batch_sizes=(1,), throughput_repeats=1, stage_repeats=1)
+    with pytest.raises(InvalidInput):
+        Plan(repeats=1, warmup=0, batch_sizes=(0,), throughput_repeats=1, stage_repeats=1)
+
+
 def test_parity_measures_agreement():
     mel = np.random.default_rng(0).normal(size=(20, 80)).astype(np.float32)
     a = Rendered(np.zeros(1), [np.array([3, 4, 5])], [mel], 0)

@@ -148,7 +148,7 @@ class StageSet:
     outputs: dict[str, tuple[str, ...]]
     """Stage name → graph output names."""
     facts: dict[str, int] = field(default_factory=dict)
-    """hidden, n_mels, hop_length, min_frames, style_dim (0 if none), n_speakers (0 if none), max_frames."""
+    """hidden, n_mels, hop_length, min_frames, receptive_frames, style_dim, n_speakers, vocab, max_frames."""
 
 
 def unwrap(acoustic: nn.Module, vocoder: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -184,6 +184,8 @@ def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
         "n_mels": int(c.n_mels),
         "hop_length": int(vocoder.hop_length),
         "min_frames": int(getattr(vocoder, "min_frames", 1)),
+        # -1: unknown (the engine then probes the backend's vocoder)
+        "receptive_frames": int(getattr(vocoder, "receptive_frames", -1)),
     }
     outputs = {
         "encoder": ("states", "durations", "pitch", "energy"),

@@ -3,17 +3,17 @@
 ``load`` exports the pack's stages once (cached beside the pack, see
 :mod:`voxserve.backends.onnx_export`) and opens one ONNX Runtime session per
 stage with every graph optimization on, ``threads`` intra-op threads (default:
-the physical cores this process may use), one inter-op thread and sequential
-execution: these graphs are chains, and on a small CPU parallel branches only
-fight over the same cores.
+the physical cores this process may use), one inter-op thread, sequential
+execution and no spin-waiting: these graphs are chains of millisecond ops, and
+on a small CPU parallel branches or spinning threads only fight over the cores.
 
 Per acoustic call: the encoder runs on the padded symbols, the host reads the
 durations to size the frame axis, and the decoder expands and decodes. Results
 equal the PyTorch reference to float rounding (durations exactly, in float32).
 With ``int8=True`` the decoder (by default) runs from an int8 file (see
-:mod:`voxserve.backends.onnx_int8`). The
-backend does not batch across calls (the engine does) and holds no torch modules
-after loading.
+:mod:`voxserve.backends.onnx_int8`). The backend does not batch across calls
+(the engine does) and holds no torch modules after loading. Sessions are safe
+to call from several threads at once.
 """
 
 from __future__ import annotations
@@ -53,12 +53,15 @@ def physical_cores() -> int:
 
 
 def make_session(
-    path: str | Path, threads: int | None = None, optimized_path: str | Path | None = None
+    path: str | Path, threads: int | None = None, optimized_path: str | Path | None = None, spin: bool = False
 ) -> Any:
     """An ONNX Runtime CPU session for ``path``: all graph optimizations, ``threads`` intra-op, sequential.
 
     ``optimized_path`` also writes the optimized graph there (for inspection; it is
     specific to this machine's CPU features, so it is not reused across machines).
+    ``spin`` lets idle pool threads busy-wait for the next op: it saves microseconds
+    per op, but these ops take milliseconds, and a spinning thread takes the core
+    from the frontend and from other requests (measured on 2 busy cores: slower).
     """
     import onnxruntime as ort
 
@@ -67,6 +70,7 @@ def make_session(
     so.intra_op_num_threads = threads or physical_cores()
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     so.log_severity_level = 3  # errors only: the exporter's shape hints make ORT warn about nothing
     if optimized_path is not None:
         so.optimized_model_filepath = str(optimized_path)
@@ -86,6 +90,7 @@ class OnnxRuntimeBackend(Backend):
         int8_stages: Sequence[str] = ("decoder",),
         cache_dir: str | Path | None = None,
         save_optimized: bool = False,
+        spin: bool = False,
         device: str = "cpu",
     ) -> None:
         """``threads``: intra-op threads per session (None: the physical cores).
@@ -94,8 +99,8 @@ class OnnxRuntimeBackend(Backend):
         (``static`` or ``dynamic``, see :mod:`voxserve.backends.onnx_int8`, which
         also says why only the decoder by default). ``cache_dir`` overrides where
         exports are kept. ``save_optimized`` writes each optimized graph beside its
-        file as ``*.opt.onnx``. ``device`` must be ``cpu`` (the engine passes it to
-        every backend).
+        file as ``*.opt.onnx``. ``spin``: see :func:`make_session`. ``device`` must
+        be ``cpu`` (the engine passes it to every backend).
         """
         from voxserve.backends.onnx_export import STAGE_NAMES
         from voxserve.backends.onnx_int8 import METHODS
@@ -119,6 +124,7 @@ class OnnxRuntimeBackend(Backend):
         self.int8_stages = tuple(int8_stages)
         self.cache_dir = cache_dir
         self.save_optimized = save_optimized
+        self.spin = spin
 
     def load(self, pack: Any) -> None:
         """Export (first time only), quantize (first time only) and open the three sessions.
@@ -142,8 +148,14 @@ class OnnxRuntimeBackend(Backend):
                 path = quantize_stage(self.directory, manifest, stage, self.int8_method, pack)
             optimized = path.with_suffix(".opt.onnx") if self.save_optimized else None
             self.files[stage] = path
-            self.sessions[stage] = make_session(path, self.threads, optimized)
+            self.sessions[stage] = make_session(path, self.threads, optimized, self.spin)
         logger.info("onnxruntime: %s from %s", pack.name, ", ".join(str(p) for p in self.files.values()))
+
+    @property
+    def receptive_frames(self) -> int | None:
+        """Mel frames of context a vocoder chunk needs on each side (for streaming), if the export knows."""
+        value = self.facts.get("receptive_frames", -1)
+        return value if value >= 0 else None
 
     def _run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self.sessions[stage].run(None, {n: feeds[n] for n in self.inputs[stage]})

@@ -40,6 +40,11 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
             "driver": _driver(),
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(),
+            # PyTorch's defaults, under which the eager reference runs (cuDNN convs use TF32 unless off).
+            "tf32": {
+                "matmul": torch.backends.cuda.matmul.allow_tf32,
+                "cudnn": torch.backends.cudnn.allow_tf32,
+            },
         }
     return info
 
@@ -151,7 +156,8 @@ def to_markdown(result: dict[str, Any], plots: list[str] | None = None) -> str:
         g = m["gpu"]
         lines.append(
             f"- GPU: {g['name']} ({g['memory_gib']} GiB, sm {g['capability']}), driver {g['driver']}, "
-            f"CUDA {g['cuda']}, cuDNN {g['cudnn']}"
+            f"CUDA {g['cuda']}, cuDNN {g['cudnn']}; TF32 matmul {g['tf32']['matmul']}, "
+            f"cuDNN {g['tf32']['cudnn']} (PyTorch defaults for the eager reference)"
         )
     lines += [
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
