@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -414,7 +416,7 @@ def test_baker_past_the_buckets_runs_eagerly(baker, baker_cuda):
 @gpu
 @needs_cuda
 def test_emotivoice_parity_on_gpu(emotivoice_small):
-    model = emotivoice_small
+    model = copy.deepcopy(emotivoice_small)  # loading moves the acoustic model to the GPU
     ids, lengths, speaker, style = emotivoice_inputs(model.config, (40, 17, 29, 8))
     controls = Controls.neutral(4)
     ref = reference(model.am, ids, lengths, controls, speaker, style)
@@ -424,6 +426,10 @@ def test_emotivoice_parity_on_gpu(emotivoice_small):
     out = backend.acoustic(ids, lengths, controls, speaker, style)
     assert torch.equal(out.durations, ref.durations)
     assert corr(out.mel, ref.mel) >= 0.999
+    frames, hop = ref.mel.shape[1], model.config.hop_length
+    bucket = next(f for f in GPU_BUCKETS["frame_buckets"] if f >= frames)
     with torch.inference_mode():
-        ref_wav = model.generator(ref.mel)
-    assert corr(backend.vocoder(out.mel), ref_wav) >= 0.99
+        ref_wav = model.generator(F.pad(ref.mel, (0, 0, 0, bucket - frames)))[:, : frames * hop]
+    # This random vocoder's output is nearly constant (std ~1e-4), so compare values, not correlation;
+    # fp16 on the CPU differs from fp32 by 1.4e-4 here.
+    torch.testing.assert_close(backend.vocoder(out.mel), ref_wav, atol=1e-3, rtol=0)
