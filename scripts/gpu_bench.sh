@@ -11,7 +11,7 @@ res=/tmp/res-$mode
 mkdir -p "$res"
 trap 'tar czf "$OUT/$mode.tar.gz" -C "$res" . 2>/dev/null' EXIT
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation \
-  --upgrade --target /tmp/site .whl/*.whl .whl/*.tar.gz >"$res/pip.log" 2>&1 || { cat "$res/pip.log"; exit 1; }
+  --upgrade --target /tmp/site .whl/*.whl .whl/jieba-0.42.1.tar.gz >"$res/pip.log" 2>&1 || { cat "$res/pip.log"; exit 1; }
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 VOXSERVE_HOME=$PWD/.vxhome
 [ -d .vxhome/packs/baker ] || tar xJf .vxhome/baker.tar.xz -C .vxhome
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$res/gpu.csv"

@@ -106,7 +106,7 @@ def test_export_command_writes_stages_profiles_and_trtexec_lines(cli_run):
     for stage in STAGES:
         assert (directory / f"{stage}.onnx").stat().st_size > 1_000_000
         assert (directory / f"{stage}.profile.json").is_file()
-    assert (directory / "decoder.int8-static.onnx").is_file()
+    assert len(list(directory.glob("decoder.int8-static-*.onnx"))) == 1
     lines = [ln for ln in (directory / "trtexec.sh").read_text().splitlines() if ln.startswith("trtexec")]
     assert len(lines) == 3
     for stage, line in zip(STAGES, lines, strict=True):
@@ -226,15 +226,19 @@ def test_int8_static_decoder_keeps_durations_and_stays_close(
 ):
     """The default int8: static (calibrated) int8 decoder; encoder and vocoder stay float32.
 
-    Measured on these sentences (calibrated on others): mel correlation 0.998 with
-    the float32 decoder. Durations come from the float32 encoder, so they are equal.
+    Measured on these sentences (calibrated on others, Zen 4 with VNNI): mel
+    correlation 0.9966 with the float32 decoder, mean error 0.05 nats on speech
+    frames, worst 2.4 nats on a silent frame of "好。". The bound leaves room for
+    CPUs whose int8 kernels round differently. Durations come from the float32
+    encoder, so they are equal.
     """
     ids, lengths = padded(sentences)
     feeds = {"ids": ids, "lengths": lengths, "controls": torch.ones(len(sentences), 4)}
-    files = {"decoder": cli_run[0] / "decoder.int8-static.onnx"}
+    (static,) = cli_run[0].glob("decoder.int8-static-*.onnx")
+    files = {"decoder": static}
     figures = onnx_export.verify_stages(baker_stages, cli_run[0], feeds, files=files, vocoder=False)
     assert figures["durations_equal"] == 1.0 and figures["mel_lengths_equal"] == 1.0
-    assert figures["mel_corr"] >= 0.995
+    assert figures["mel_corr"] >= 0.993
 
     backend = OnnxRuntimeBackend(threads=2, int8=True, cache_dir=cli_run[0].parent)
     backend.load(baker)
@@ -242,7 +246,7 @@ def test_int8_static_decoder_keeps_durations_and_stays_close(
     out = backend.acoustic(ids, lengths, Controls.neutral(len(sentences)))
     ref = ort_fp32.acoustic(ids, lengths, Controls.neutral(len(sentences)))
     assert torch.equal(out.durations, ref.durations) and torch.equal(out.mel_lengths, ref.mel_lengths)
-    assert corr(out.mel, ref.mel) >= 0.995
+    assert corr(out.mel, ref.mel) >= 0.993
 
 
 def test_int8_dynamic_moves_few_durations(baker_stages, cli_run, sentences):
@@ -256,7 +260,7 @@ def test_int8_dynamic_moves_few_durations(baker_stages, cli_run, sentences):
     directory = cli_run[0]
     manifest = onnx_export.read_manifest(directory)
     files = {s: quantize_stage(directory, manifest, s, "dynamic") for s in ("encoder", "decoder")}
-    assert files["encoder"].name == "encoder.int8-dynamic.onnx"
+    assert files["encoder"].name.startswith("encoder.int8-dynamic-")
     ids, lengths = padded(sentences)
     feeds = {"ids": ids, "lengths": lengths, "controls": torch.ones(len(sentences), 4)}
     figures = onnx_export.verify_stages(baker_stages, directory, feeds, files=files, vocoder=False)
@@ -331,7 +335,10 @@ def test_emotivoice_small_matches_torch(emotivoice, ev_backend):
     assert corr(ev_backend.vocoder(ref.mel), ref_wav) >= 0.9999
     figures = json.loads((ev_backend.directory / "manifest.json").read_text())["verification"]["random"]
     assert figures["durations_equal"] == 1.0 and figures["mel_corr"] > 0.9999
-    assert json.loads((ev_backend.directory / "decoder.profile.json").read_text())["inputs"]["lengths"]
+    profile = json.loads((ev_backend.directory / "decoder.profile.json").read_text())
+    assert (
+        profile["inputs"]["lengths"] and profile["precision"] == "fp32"
+    )  # Gaussian upsampling overflows fp16
 
 
 def test_emotivoice_needs_speaker_and_style(ev_backend):

@@ -5,7 +5,7 @@ Files (one directory per weights hash, ``<pack>/onnx/<key>/``)::
     encoder.onnx decoder.onnx vocoder.onnx   float32, dynamic batch/token/frame axes, opset 18
     manifest.json                            stage inputs/outputs, facts, verification figures
     <stage>.profile.json, trtexec.sh         TensorRT shape profiles and build commands (trt.py)
-    <stage>.int8-<method>.onnx               made on demand by onnx_int8.py
+    <stage>.int8-<method>-<recipe>.onnx      made on demand by onnx_int8.py
 
 The key hashes the weights, the stage configs, :data:`EXPORTER_VERSION` and the
 torch version, so a changed model or exporter exports again and an unchanged one
@@ -19,13 +19,15 @@ nothing heavy at module level (the CLI reads its arguments for ``--help``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,10 +104,28 @@ def _mish(x: Any) -> Any:
     """
     from onnxscript import opset18 as op
 
-    two = op.CastLike(op.Constant(value_float=2.0), x)
-    e = op.Exp(op.Min(x, op.CastLike(op.Constant(value_float=20.0), x)))
+    two = op.CastLike(op.Constant(value_float=2.0), x)  # type: ignore[type-var]
+    e = op.Exp(op.Min(x, op.CastLike(op.Constant(value_float=20.0), x)))  # type: ignore[type-var]
     n = op.Mul(e, op.Add(e, two))
     return op.Mul(x, op.Div(n, op.Add(n, two)))
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's notes that say nothing about our graphs (renamed axes, optional torchvision ops)."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+
+    def drop(record: logging.LogRecord) -> bool:
+        return "torchvision" not in record.getMessage()
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"# The axis name", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)
+        registry.addFilter(drop)
+        try:
+            yield
+        finally:
+            registry.removeFilter(drop)
 
 
 def _export_one(stages: StageSet, name: str, args: tuple[torch.Tensor, ...], path: Path) -> None:
@@ -128,7 +148,7 @@ def _export_one(stages: StageSet, name: str, args: tuple[torch.Tensor, ...], pat
         "mel": {0: batch, 1: Dim("frames", min=f["min_frames"], max=f["max_frames"])},
     }
     names = stages.inputs[name]
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), _quiet_exporter():
         torch.onnx.export(
             stages.modules[name].eval(),
             args,
@@ -262,7 +282,7 @@ def verify_stages(
     from voxserve.models.interface import Controls
 
     feeds = feeds if feeds is not None else sample_inputs(stages.facts, batch=3, tokens=23, seed=1)
-    acoustic = stages.modules["decoder"].m
+    acoustic: Any = stages.modules["decoder"].m
     enc_args = [feeds[n] for n in stages.inputs["encoder"]]
     controls = Controls(*feeds["controls"].unbind(1))
     with torch.inference_mode():

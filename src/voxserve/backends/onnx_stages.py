@@ -22,7 +22,9 @@ alone (what TensorRT needs to build an engine for a min/opt/max profile):
   than ``min_frames`` are the caller's to extend (the models do it in Python).
 
 Between encoder and decoder the host reads the durations (B×T integers) to
-choose F: the one host sync of an acoustic call. These modules are thin
+choose F: the one host sync of an acoustic call. No graph has a data-dependent
+output shape, and every op is in TensorRT 10's ONNX set at opset 18 (``Mish`` is
+written as pointwise math, see ``onnx_export``); ``trt.py`` writes the profiles. These modules are thin
 wrappers over the models' own stage methods; they hold no weights of their own
 and are used for export only (eager inference goes through the models).
 """
@@ -30,6 +32,7 @@ and are used for export only (eager inference goes through the models).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,7 +54,7 @@ class FastSpeech2Encoder(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.m = model
+        self.m: Any = model
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, controls: torch.Tensor):
         m = self.m
@@ -69,7 +72,7 @@ class FastSpeech2Decoder(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.m = model
+        self.m: Any = model
 
     def forward(self, states: torch.Tensor, durations: torch.Tensor, frame_ids: torch.Tensor):
         from voxserve.models.fastspeech2.layers import length_regulate
@@ -83,7 +86,7 @@ class EmotiVoiceEncoder(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.m = model
+        self.m: Any = model
 
     def forward(self, ids, lengths, controls, speaker, style):
         from voxserve.models.emotivoice.acoustic import length_mask
@@ -121,7 +124,7 @@ class EmotiVoiceDecoder(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.m = model
+        self.m: Any = model
 
     def forward(self, states, durations, lengths, frame_ids):
         from voxserve.models.emotivoice.acoustic import length_mask
@@ -151,7 +154,7 @@ class StageSet:
     """hidden, n_mels, hop_length, min_frames, receptive_frames, style_dim, n_speakers, vocab, max_frames."""
 
 
-def unwrap(acoustic: nn.Module, vocoder: nn.Module) -> tuple[nn.Module, nn.Module]:
+def unwrap(acoustic: Any, vocoder: Any) -> tuple[Any, Any]:
     """The acoustic model and vocoder proper, from what ``Pack.build_stage`` returns.
 
     An EmotiVoice pack builds the joint model for both stages; this takes its
@@ -168,7 +171,7 @@ def unwrap(acoustic: nn.Module, vocoder: nn.Module) -> tuple[nn.Module, nn.Modul
     return acoustic.eval(), vocoder.eval()
 
 
-def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
+def stage_set(acoustic: Any, vocoder: Any) -> StageSet:
     """The export stages for a known acoustic family; raises PackError for any other."""
     from voxserve.models.emotivoice.acoustic import Acoustic as EmotiVoice
     from voxserve.models.fastspeech2.model import Model as FastSpeech2
@@ -178,7 +181,7 @@ def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
         raise PackError(
             f"no ONNX export for acoustic model {type(acoustic).__name__}; known: FastSpeech2, EmotiVoice"
         )
-    c = acoustic.config
+    c: Any = acoustic.config
     facts = {
         "hidden": int(c.hidden),
         "n_mels": int(c.n_mels),
@@ -187,14 +190,17 @@ def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
         # -1: unknown (the engine then probes the backend's vocoder)
         "receptive_frames": int(getattr(vocoder, "receptive_frames", -1)),
     }
-    outputs = {
+    outputs: dict[str, tuple[str, ...]] = {
         "encoder": ("states", "durations", "pitch", "energy"),
         "decoder": ("mel", "mel_lengths"),
         "vocoder": ("wav",),
     }
     if isinstance(acoustic, FastSpeech2):
         modules = {"encoder": FastSpeech2Encoder(acoustic), "decoder": FastSpeech2Decoder(acoustic)}
-        inputs = {"encoder": ("ids", "lengths", "controls"), "decoder": ("states", "durations", "frame_ids")}
+        inputs: dict[str, tuple[str, ...]] = {
+            "encoder": ("ids", "lengths", "controls"),
+            "decoder": ("states", "durations", "frame_ids"),
+        }
         facts.update(style_dim=0, n_speakers=0, vocab=int(c.vocab_size), max_frames=1 << 16)
         family = "fastspeech2"
     else:
@@ -204,7 +210,8 @@ def stage_set(acoustic: nn.Module, vocoder: nn.Module) -> StageSet:
             "decoder": ("states", "durations", "lengths", "frame_ids"),
         }
         # The position table's length: export specializes the model's "extend the table" branch away.
-        max_frames = int(acoustic.decoder.embed[0].pe.size(0))
+        table: Any = acoustic.decoder.embed[0].pe
+        max_frames = int(table.size(0))
         facts.update(
             style_dim=2 * int(c.bert_dim),
             n_speakers=int(c.n_speakers),

@@ -63,7 +63,7 @@ def make_session(
     per op, but these ops take milliseconds, and a spinning thread takes the core
     from the frontend and from other requests (measured on 2 busy cores: slower).
     """
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -11,9 +11,11 @@ Profiles: batch 1/8/64, symbols 4/128/512, frames 16/640/2560 (about five
 frames per symbol at opt; 2560 frames is 32 s at baker's 80 frames per second).
 The encoder is built without ``--fp16``: a duration is a rounded float and half
 precision moves some by a frame (the CUDA backend keeps that half in float32 for
-the same reason). Decoder and vocoder build with ``--fp16``. Int8 files from
-dynamic quantization are for ONNX Runtime only (TensorRT has no
-``DynamicQuantizeLinear``/``MatMulInteger``) and get no profile.
+the same reason). Decoder and vocoder build with ``--fp16``, except EmotiVoice's
+decoder: its Gaussian upsampling squares frame distances (2560² is past half
+precision's 65504), so a padded frame far from every symbol would get an
+all-``-inf`` softmax row, i.e. NaN. Int8 files are for ONNX Runtime only and get
+no profile.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ FRAMES = (16, 640, 2560)
 """min/opt/max mel frames per item."""
 FP16_STAGES = ("decoder", "vocoder")
 """Stages built in half precision; the encoder stays float32 (durations)."""
+FP32_ONLY = {("emotivoice", "decoder")}
+"""(family, stage) pairs that must stay float32 (see the module docstring)."""
 
 
 def input_shapes(stage: str, names: list[str], facts: dict[str, int]) -> dict[str, list[list[int]]]:
     """Input name → [min, opt, max] shapes for one stage."""
     frames_lo = max(FRAMES[0], facts.get("min_frames", 1))
-    frames = (frames_lo, max(FRAMES[1], frames_lo), max(FRAMES[2], frames_lo))
+    frames: tuple[int, ...] = (frames_lo, max(FRAMES[1], frames_lo), max(FRAMES[2], frames_lo))
     if facts.get("max_frames"):
         frames = tuple(min(f, facts["max_frames"]) for f in frames)
     dims = {
@@ -92,7 +96,7 @@ def write_profiles(directory: Path, manifest: dict[str, Any]) -> list[Path]:
     )
     for stage, spec in manifest["stages"].items():
         shapes = input_shapes(stage, spec["inputs"], manifest["facts"])
-        fp16 = stage in FP16_STAGES
+        fp16 = stage in FP16_STAGES and (manifest.get("family"), stage) not in FP32_ONLY
         cmd = trtexec_command(stage, shapes, fp16)
         profile = {
             "file": spec["file"],

@@ -144,7 +144,11 @@ class SpeechService:
         if rate:
             silence = np.zeros(rate // 10, dtype=np.float32)
             for fmt in FORMATS:
-                await asyncio.to_thread(encode_file, fmt, silence, rate)
+                try:
+                    await asyncio.to_thread(encode_file, fmt, silence, rate)
+                except ImportError as e:
+                    # PyAV missing: wav, flac and pcm still work; requests for the others fail with a clear error.
+                    log.warning("response format %s unavailable: %s", fmt, e)
 
     def begin_drain(self) -> None:
         """Refuse new requests (503) from now on; requests in flight go on."""
