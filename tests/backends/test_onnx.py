@@ -341,6 +341,14 @@ def test_emotivoice_small_matches_torch(emotivoice, ev_backend):
     )  # Gaussian upsampling overflows fp16
 
 
+def test_save_optimized_writes_each_optimized_graph(emotivoice, ev_backend):
+    backend = OnnxRuntimeBackend(threads=1, cache_dir=ev_backend.directory.parent, save_optimized=True)
+    backend.load(_ModulePack("ev-small", emotivoice, emotivoice))  # same weights: the cached export
+    assert backend.directory == ev_backend.directory
+    for stage in STAGES:
+        assert (backend.directory / f"{stage}.opt.onnx").stat().st_size > 0
+
+
 def test_emotivoice_needs_speaker_and_style(ev_backend):
     with pytest.raises(InvalidInput, match="speaker"):
         ev_backend.acoustic(torch.ones(1, 5, dtype=torch.int64), torch.tensor([5]), Controls.neutral(1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,7 @@ def test_timings_cover_text_in_order(tts):
         assert timings[-1].end <= audio.duration + 1e-3
     # phones within a sentence are contiguous
     first = [p for p in audio.phones if p.end <= audio.chars[3].end + 1e-6]
-    assert all(abs(a.end - b.start) < 1e-3 for a, b in zip(first, first[1:], strict=False))
+    assert all(abs(a.end - b.start) < 1e-3 for a, b in itertools.pairwise(first))
 
 
 def test_batched_sentences_equal_unbatched(tts):
