@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import struct
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -75,19 +76,19 @@ def wav_header(sample_rate: int, data_bytes: int | None) -> bytes:
     )
 
 
-class Encoder:
+class Encoder(ABC):
     """Incremental encoder of mono float32 audio into one format. Not thread-safe; one per response."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
 
+    @abstractmethod
     def encode(self, samples: np.ndarray) -> bytes:
         """Bytes that these samples complete (may be empty while a codec fills its frame)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def finish(self) -> bytes:
         """The remaining bytes; call once, after the last ``encode``."""
-        raise NotImplementedError
 
 
 class PcmEncoder(Encoder):

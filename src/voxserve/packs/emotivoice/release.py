@@ -4,8 +4,8 @@ A release directory is an EmotiVoice checkout with its downloads in place::
 
     config/joint/config.yaml                      model hyperparameters (optional: defaults = the release)
     data/youdao/text/{tokenlist,speaker2,emotion,pitch,energy,speed}
-    outputs/prompt_tts_open_source_joint/ckpt/g_XXXXXXXX   {"generator": state dict}
-    outputs/style_encoder/ckpt/checkpoint_XXXXXX           {"model": state dict, "module." keys}
+    outputs/prompt_tts_open_source_joint/ckpt/g_<step>       {"generator": state dict}
+    outputs/style_encoder/ckpt/checkpoint_<step>           {"model": state dict, "module." keys}
     WangZeJun/simbert-base-chinese/{config.json,vocab.txt,...}
 
 Checkpoints are read with ``torch.load(weights_only=True)``; nothing is
