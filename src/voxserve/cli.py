@@ -44,6 +44,7 @@ def _synth(args: argparse.Namespace) -> None:
         energy=args.energy,
         volume=args.volume,
         emotion=args.emotion,
+        instructions=args.instructions,
     )
     audio.save(out)
     if args.timings:
@@ -59,11 +60,15 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _voices(args: argparse.Namespace) -> None:
+    from voxserve.cloning.cli import print_registered, voices_command
     from voxserve.packs import store
 
+    if voices_command(args):  # add / rm
+        return
     installed = set(store.installed())
     for name in store.available():
         print(f"{name}\t{'installed' if name in installed else 'converts on first use'}")
+    print_registered(args)
 
 
 def _packs(args: argparse.Namespace) -> None:
@@ -121,11 +126,19 @@ def _bench(args: argparse.Namespace) -> None:
     bench_main(args)
 
 
+def _batch(args: argparse.Namespace) -> None:
+    from voxserve.batch.cli import main as batch_main
+
+    batch_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # These only define flags; the heavy imports stay inside the subcommands.
     from voxserve.backends.onnx_export import add_export_arguments
+    from voxserve.batch.cli import add_arguments as add_batch_arguments
     from voxserve.bench.cli import add_arguments as add_bench_arguments
     from voxserve.bench.loadtest import add_loadtest_arguments
+    from voxserve.cloning.cli import add_voices_arguments
     from voxserve.server.config import add_serve_arguments
 
     p = _Parser(prog="voxserve", description="Fast expressive text-to-speech.")
@@ -134,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="speak TEXT into an audio file")
     s.add_argument("text", help="text to speak, or - to read standard input")
     s.add_argument("-o", "--output", required=True, help="output file (.wav, .flac, .ogg)")
-    s.add_argument("--voice", default=None, help="voice name (default: baker)")
+    s.add_argument(
+        "--voice", default=None, help="voice name (default: baker), or PACK:SPEAKER (emotivoice:8051)"
+    )
     s.add_argument("--speed", type=float, default=None, help="tempo multiplier, 0.25-4.0")
     s.add_argument("--pitch", type=float, default=None, help="pitch multiplier, 0.5-2.0")
     s.add_argument("--energy", type=float, default=None, help="energy multiplier, 0.25-4.0")
@@ -142,11 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--emotion", default=None, help="普通 生气 开心 惊讶 悲伤 厌恶 恐惧 or neutral, angry, ..."
     )
+    s.add_argument(
+        "--instructions", default=None, help="free-text style prompt for EmotiVoice voices (用开心的语气说)"
+    )
     s.add_argument("--timings", default=None, help="also write per-character and per-phone timings (JSON)")
     s.add_argument("--backend", default="torch", help="how models run (torch)")
     s.set_defaults(func=_synth)
 
-    v = sub.add_parser("voices", help="list voices")
+    v = sub.add_parser("voices", help="list voices; add or remove registered (cloned) voices")
+    add_voices_arguments(v)
     v.set_defaults(func=_voices)
 
     k = sub.add_parser("packs", help="model packs")
@@ -175,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks: frontend, cpu, or a voice/preset across backends")
     add_bench_arguments(b)
     b.set_defaults(func=_bench)
+
+    bt = sub.add_parser("batch", help="a document (.txt, .md, .epub) to chapter audio, subtitles, manifest")
+    add_batch_arguments(bt)
+    bt.set_defaults(func=_batch)
     return p
 
 

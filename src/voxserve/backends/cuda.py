@@ -167,8 +167,10 @@ class CudaBackend(Backend):
     # --- warm-up: capture -------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def warmup(self) -> None:
+    def warmup(self, speaker: torch.Tensor | None = None, style: torch.Tensor | None = None) -> None:
         """Capture every bucket's graphs, largest first into one pool; without graphs, run the smallest once.
+
+        ``speaker`` and ``style`` are ignored: the stages warm up on their static buffers (zeros).
 
         Logs and stores in ``capture_info`` the graph count, wall time and the
         device memory the capture added.

@@ -12,9 +12,9 @@ exposes those halves so the CUDA backend can capture each at fixed shapes:
 * ``frames`` expands those states to a given, static number of frames and
   decodes them in the backend's dtype.
 
-Plans call the models' own stage methods; where a model's stage has the host
-sync inside it (EmotiVoice's ``adapt``), the plan spells that stage out, and the
-tests check it against the model's ``forward``. A model family without a plan
+Plans call the models' own stage methods (EmotiVoice's ``adapt`` is split into
+``predict`` and ``expand`` around its host sync for this), and the tests check
+them against the model's ``forward``. A model family without a plan
 runs eagerly.
 """
 
@@ -105,9 +105,8 @@ class FastSpeech2Plan(StagePlan):
 class EmotiVoicePlan(StagePlan):
     """EmotiVoice's acoustic model: encode + prosody prediction on symbols; Gaussian upsampling + decode on frames.
 
-    ``tokens`` is ``Acoustic.adapt`` up to its host sync (the frame count), written
-    out because the model's method syncs inside; ``frames`` is the rest of it and
-    ``decode``. ``style`` is the style and content embeddings concatenated, as
+    ``tokens`` is ``Acoustic.encode`` + ``Acoustic.predict`` (``adapt`` up to its host
+    sync, the frame count); ``frames`` is ``Acoustic.expand`` + ``decode``. ``style`` is the style and content embeddings concatenated, as
     ``Acoustic.forward`` takes them.
     """
 
@@ -117,41 +116,11 @@ class EmotiVoicePlan(StagePlan):
         self.n_mels = model.config.n_mels
 
     def tokens(self, ids, lengths, controls, speaker, style) -> TokenStates:
-        from voxserve.models.emotivoice.acoustic import length_mask
-
         m = self.front
-        c = m.config
-        h = m.encode(ids, lengths, speaker, style)
-        mask = length_mask(lengths, h.size(1))
-        keep = mask.to(h.dtype)
-        pitch = m.pitch_predictor(h, keep)
-        energy = m.energy_predictor(h, keep)
-        durations = m.duration_predictor.frames(h, keep, controls.duration.to(h.dtype))
-        p_mean, p_std = c.pitch_stats
-        e_mean, e_std = c.energy_stats
-        ratio, spread = controls.pitch.to(h.dtype)[:, None], controls.pitch_range.to(h.dtype)[:, None]
-        utt_mean = (pitch * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True)
-        pitch = ratio * pitch + ratio * (spread - 1) * (pitch - utt_mean) + (ratio - 1) * (p_mean / p_std)
-        gain = controls.energy.to(h.dtype)[:, None]
-        energy = gain * energy + (gain - 1) * (e_mean / e_std)
-        pitch, energy = pitch * keep, energy * keep
-        x = (
-            h
-            + m.pitch_embed(pitch[:, None, :]).transpose(1, 2)
-            + m.energy_embed(energy[:, None, :]).transpose(1, 2)
-        )
-        silent = durations.sum(1, keepdim=True) == 0
-        durations = torch.where(silent & mask, torch.ones_like(durations), durations)
-        return TokenStates(x * keep[..., None], durations, pitch, energy)
+        return TokenStates(*m.predict(m.encode(ids, lengths, speaker, style), lengths, controls))
 
     def frames(self, states, durations, lengths, n_frames) -> torch.Tensor:
-        from voxserve.models.emotivoice.acoustic import length_mask
-        from voxserve.models.emotivoice.variance import gaussian_upsample
-
-        mask = length_mask(lengths, states.size(1))
-        mel_lengths = durations.sum(1)
-        frames = gaussian_upsample(states, durations, mask, n_frames, self.front.config.upsampling_delta)
-        frames = frames * length_mask(mel_lengths, n_frames)[..., None].to(frames.dtype)
+        frames, mel_lengths = self.front.expand(states, durations, lengths, n_frames)
         return self.back.decode(frames.to(self.dtype), mel_lengths).float()
 
 

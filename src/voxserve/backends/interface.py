@@ -27,10 +27,15 @@ class Backend(ABC):
     def load(self, pack: Pack) -> None:
         """Build the stages from the pack's weights. Called once, before anything else."""
 
-    def warmup(self) -> None:
-        """Run representative shapes once so the first request pays no one-time costs."""
+    def warmup(self, speaker: torch.Tensor | None = None, style: torch.Tensor | None = None) -> None:
+        """Run representative shapes once so the first request pays no one-time costs.
+
+        ``speaker`` [1] / [1, D] and ``style`` [1, S] are one row of conditioning for
+        models that need it (the engine passes its voice's neutral row); backends that
+        warm up from their own static buffers may ignore them.
+        """
         ids = torch.ones(1, 16, dtype=torch.int64)
-        out = self.acoustic(ids, torch.tensor([16]), Controls.neutral(1))
+        out = self.acoustic(ids, torch.tensor([16]), Controls.neutral(1), speaker, style)
         self.vocoder(out.mel[:, : max(1, int(out.mel_lengths.max()))])
 
     @abstractmethod
@@ -42,7 +47,11 @@ class Backend(ABC):
         speaker: torch.Tensor | None = None,
         style: torch.Tensor | None = None,
     ) -> AcousticOutput:
-        """Symbols [B, T] → mel and durations, as ``AcousticModel.forward``; outputs on the CPU."""
+        """Symbols [B, T] → mel and durations, as ``AcousticModel.forward``; outputs on the CPU.
+
+        ``speaker`` is [B] int64 (rows of the speaker table) or [B, D] float32 (embeddings),
+        ``style`` [B, S] float32; each row conditions its own item (None: a model without them).
+        """
 
     @abstractmethod
     def vocoder(self, mel: torch.Tensor) -> torch.Tensor:

@@ -329,12 +329,29 @@ def real_inputs(pack: Any, sentences: tuple[str, ...]) -> dict[str, torch.Tensor
     except (PackError, AttributeError):
         return None
     table = {s: i for i, s in enumerate(pack.config.symbols)}
-    seqs = [[table[s] for s in frontend.phonemize(t).symbols] for t in sentences]
+    phones = [frontend.phonemize(t) for t in sentences]
+    seqs = [[table[s] for s in p.symbols] for p in phones]
     lengths = torch.tensor([len(s) for s in seqs])
     ids = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.int64)
     for row, seq in enumerate(seqs):
         ids[row, : len(seq)] = torch.tensor(seq)
-    return {"ids": ids, "lengths": lengths, "controls": torch.ones(len(seqs), 4)}
+    feeds = {"ids": ids, "lengths": lengths, "controls": torch.ones(len(seqs), 4)}
+    return feeds | _conditioning(pack, [p.text for p in phones])
+
+
+def _conditioning(pack: Any, texts: list[str]) -> dict[str, torch.Tensor]:
+    """Speaker and style inputs for ``texts`` as the engine makes them (default speaker, neutral style)."""
+    from voxserve.engine.batch import conditioning_tensors
+    from voxserve.engine.conditioning import speaker_value, style_source
+    from voxserve.engine.controls import SynthesisParams
+    from voxserve.engine.speakers import Speaker
+
+    source = style_source(pack)
+    default = speaker_value(pack, Speaker(pack.name))
+    speaker, style = conditioning_tensors(
+        [default] * len(texts), [source.vector(SynthesisParams(), t) for t in texts]
+    )
+    return {k: v for k, v in (("speaker", speaker), ("style", style)) if v is not None}
 
 
 # --- command line: ``voxserve export onnx`` --------------------------------------------------------

@@ -82,59 +82,26 @@ class FastSpeech2Decoder(nn.Module):
 
 
 class EmotiVoiceEncoder(nn.Module):
-    """EmotiVoice ``Acoustic.encode`` + the prosody half of ``adapt`` (up to Gaussian upsampling)."""
+    """EmotiVoice ``Acoustic.encode`` + ``Acoustic.predict`` (the prosody half of ``adapt``)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.m: Any = model
 
     def forward(self, ids, lengths, controls, speaker, style):
-        from voxserve.models.emotivoice.acoustic import length_mask
-
-        # Written out because ``Acoustic.adapt`` reads the frame count on the host; the parity
-        # tests compare this against ``Acoustic.forward``.
-        m, c = self.m, self.m.config
-        ctl = _controls(controls)
-        h = m.encode(ids, lengths, speaker, style)
-        mask = length_mask(lengths, h.size(1))
-        keep = mask.to(h.dtype)
-        pitch = m.pitch_predictor(h, keep)
-        energy = m.energy_predictor(h, keep)
-        durations = m.duration_predictor.frames(h, keep, ctl.duration.to(h.dtype))
-        p_mean, p_std = c.pitch_stats
-        e_mean, e_std = c.energy_stats
-        ratio, spread = ctl.pitch.to(h.dtype)[:, None], ctl.pitch_range.to(h.dtype)[:, None]
-        utt_mean = (pitch * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True)
-        pitch = ratio * pitch + ratio * (spread - 1) * (pitch - utt_mean) + (ratio - 1) * (p_mean / p_std)
-        gain = ctl.energy.to(h.dtype)[:, None]
-        energy = gain * energy + (gain - 1) * (e_mean / e_std)
-        pitch, energy = pitch * keep, energy * keep
-        x = (
-            h
-            + m.pitch_embed(pitch[:, None, :]).transpose(1, 2)
-            + m.energy_embed(energy[:, None, :]).transpose(1, 2)
-        )
-        silent = durations.sum(1, keepdim=True) == 0
-        durations = torch.where(silent & mask, torch.ones_like(durations), durations)
-        return x * keep[..., None], durations, pitch, energy
+        m = self.m
+        return tuple(m.predict(m.encode(ids, lengths, speaker, style), lengths, _controls(controls)))
 
 
 class EmotiVoiceDecoder(nn.Module):
-    """Gaussian upsampling to ``len(frame_ids)`` frames, then EmotiVoice ``Acoustic.decode``."""
+    """``Acoustic.expand`` (Gaussian upsampling) to ``len(frame_ids)`` frames, then ``Acoustic.decode``."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.m: Any = model
 
     def forward(self, states, durations, lengths, frame_ids):
-        from voxserve.models.emotivoice.acoustic import length_mask
-        from voxserve.models.emotivoice.variance import gaussian_upsample
-
-        n_frames = frame_ids.shape[0]
-        mask = length_mask(lengths, states.size(1))
-        mel_lengths = durations.sum(1).clamp(max=n_frames)
-        frames = gaussian_upsample(states, durations, mask, n_frames, self.m.config.upsampling_delta)
-        frames = frames * length_mask(mel_lengths, n_frames)[..., None].to(frames.dtype)
+        frames, mel_lengths = self.m.expand(states, durations, lengths, frame_ids.shape[0])
         return self.m.decode(frames, mel_lengths), mel_lengths
 
 

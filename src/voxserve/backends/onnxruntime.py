@@ -175,12 +175,13 @@ class OnnxRuntimeBackend(Backend):
             "controls": torch.stack([c.float() for c in controls], 1).numpy(),
         }
         if "speaker" in self.inputs["encoder"]:
-            if speaker is None or style is None or speaker.dim() != 1:
+            if speaker is None or style is None:
                 raise InvalidInput(
-                    f"this voice needs speaker ids [B] and style embeddings [B, {self.facts['style_dim']}]",
+                    f"this voice needs speakers [B] (or [B, D] embeddings) and style [B, {self.facts['style_dim']}]",
                     param="speaker",
                 )
-            feeds["speaker"] = speaker.to(torch.int64).numpy()
+            # Table rows are int64 [B]; embeddings (cloned voices) float32 [B, D].
+            feeds["speaker"] = (speaker.to(torch.int64) if speaker.dim() == 1 else speaker.float()).numpy()
             feeds["style"] = style.float().numpy()
         enc = self._run("encoder", feeds)
         n_frames = max(1, int(enc["durations"].sum(1).max()))

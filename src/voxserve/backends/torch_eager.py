@@ -6,6 +6,7 @@ Every fast path is checked against this one. It does nothing clever on purpose.
 from __future__ import annotations
 
 import torch
+from torch.nn.utils import parametrize
 
 from voxserve.backends.interface import Backend
 from voxserve.models.interface import AcousticOutput, Controls
@@ -22,7 +23,12 @@ class TorchBackend(Backend):
 
     def load(self, pack: Pack) -> None:
         self.acoustic_model = pack.build_stage("acoustic").to(self.device)
-        self.vocoder_model = pack.build_stage("vocoder").to(self.device)
+        vocoder = pack.build_stage("vocoder")
+        # Weight norm (EmotiVoice's HiFi-GAN) is a training device: bake it, as every other backend does.
+        fold = getattr(vocoder, "fold_weight_norm", None)
+        if callable(fold) and any(parametrize.is_parametrized(m) for m in vocoder.modules()):
+            fold()
+        self.vocoder_model = vocoder.to(self.device)
 
     @torch.inference_mode()
     def acoustic(

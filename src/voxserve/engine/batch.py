@@ -11,7 +11,7 @@ or touch jobs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,6 +30,10 @@ class SentenceWork:
     """Control multipliers in ``Controls._fields`` order."""
     sentence: int = 0
     """Index of the sentence in its job (engine bookkeeping; not used here)."""
+    speaker: int | np.ndarray | None = field(default=None, compare=False)
+    """This row's speaker: a speaker-table row, an embedding [D] float32, or None (no speaker input)."""
+    style: np.ndarray | None = field(default=None, compare=False)
+    """This row's style vector [S] float32, or None (no style input)."""
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,37 @@ def controls_tuple(controls: dict[str, float]) -> tuple[float, ...]:
     return tuple(float(controls[k]) for k in Controls._fields)
 
 
+def conditioning_tensors(
+    speakers: Sequence[int | np.ndarray | None], styles: Sequence[np.ndarray | None]
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Rows' speakers and styles as backend inputs: speaker [B] int64 or [B, D] float32, style [B, S].
+
+    All rows of one call come from one pack, so they are all of one kind; a mix is a bug
+    (ValueError). All None gives None (the model takes no such input).
+    """
+    speaker: torch.Tensor | None = None
+    if any(s is not None for s in speakers):
+        if all(isinstance(s, (int, np.integer)) for s in speakers):
+            speaker = torch.tensor([int(s) for s in speakers], dtype=torch.int64)  # type: ignore[arg-type]
+        elif all(isinstance(s, np.ndarray) for s in speakers):
+            speaker = torch.from_numpy(np.stack(speakers).astype(np.float32, copy=False))  # type: ignore[arg-type]
+        else:
+            raise ValueError("a batch mixes speaker rows, embeddings and none")
+    style: torch.Tensor | None = None
+    if any(s is not None for s in styles):
+        if any(s is None for s in styles):
+            raise ValueError("a batch mixes rows with and without a style vector")
+        style = torch.from_numpy(np.stack(styles).astype(np.float32, copy=False))  # type: ignore[arg-type]
+    return speaker, style
+
+
 def run_acoustic(
     backend: Backend, works: Sequence[SentenceWork], observe: Callable[[int], None] | None = None
 ) -> list[SentenceOut]:
     """Pad the sentences to one [B, T] call (ids 0 past each length) and split mel and durations.
 
+    Each row keeps its own speaker and style (``conditioning_tensors``), so sentences of
+    different speakers and emotions of one pack share the call.
     The acoustic model masks padding, so no placement care is needed. ``observe`` gets the rows.
     """
     lengths = torch.tensor([len(w.ids) for w in works], dtype=torch.int64)
@@ -80,9 +110,10 @@ def run_acoustic(
             for i in range(len(Controls._fields))
         )
     )
+    speaker, style = conditioning_tensors([w.speaker for w in works], [w.style for w in works])
     if observe is not None:
         observe(len(works))
-    out = backend.acoustic(ids, lengths, ctl)
+    out = backend.acoustic(ids, lengths, ctl, speaker, style)
     results = []
     for row, w in enumerate(works):
         frames = int(out.mel_lengths[row])

@@ -32,6 +32,9 @@ EMOTION_ALIASES: dict[str, str] = {
     "afraid": "恐惧",
 }
 
+MAX_INSTRUCTIONS = 4096
+"""Longest ``instructions`` text (OpenAI's limit); a style encoder reads at most its own token limit."""
+
 # (low, high) inclusive; speed follows OpenAI's limits.
 RANGES: dict[str, tuple[float, float]] = {
     "speed": (0.25, 4.0),
@@ -77,6 +80,8 @@ class SynthesisParams:
     energy: the model's energy multiplier (loudness and vocal effort), 0.25–4.0.
     volume: output gain, 0.0–4.0 (samples are clipped to [-1, 1]).
     emotion: canonical emotion label or None (neutral).
+    instructions: free-text style prompt (e.g. 用开心的语气说) or None; packs whose style comes from a
+    prompt (EmotiVoice) read it in preference to ``emotion``; others ignore it.
     """
 
     speed: float = 1.0
@@ -84,6 +89,7 @@ class SynthesisParams:
     energy: float = 1.0
     volume: float = 1.0
     emotion: str | None = None
+    instructions: str | None = None
 
     @classmethod
     def create(
@@ -93,13 +99,22 @@ class SynthesisParams:
         energy: float | None = None,
         volume: float | None = None,
         emotion: str | None = None,
+        instructions: str | None = None,
     ) -> SynthesisParams:
+        if instructions is not None and not isinstance(instructions, str):
+            raise InvalidInput("instructions must be a string", param="instructions")
+        if instructions is not None and len(instructions) > MAX_INSTRUCTIONS:
+            raise InvalidInput(
+                f"instructions are {len(instructions)} characters; the limit is {MAX_INSTRUCTIONS}",
+                param="instructions",
+            )
         return cls(
             speed=_check("speed", speed),
             pitch=_check("pitch", pitch),
             energy=_check("energy", energy),
             volume=_check("volume", volume),
             emotion=resolve_emotion(emotion),
+            instructions=(instructions or "").strip() or None,
         )
 
     def model_controls(self, presets: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -3,7 +3,8 @@
 Who calls what: ``Engine`` (runtime.py) builds one ``Pipeline``, ``start``s it with the
 voices it serves, ``admit``s validated jobs and, on shutdown, ``drain``s and ``close``s it.
 A job flows through three stages, each fed by a ``Scheduler`` queue per (stage, voice):
-the frontend (split the text, look the audio up in the cache, phonemize each sentence),
+the frontend (split the text, look the audio up in the cache, phonemize each sentence and
+compute its style row),
 the acoustic model (one item per sentence) and the vocoder (one item per mel chunk).
 Threads: one frontend thread runs text work; one executor thread owns every model call
 (models are not thread-safe; torch parallelizes inside each call); one writer thread
@@ -41,6 +42,7 @@ from voxserve.engine.cache import AudioCache, CachedAudio, audio_key
 from voxserve.engine.interface import AudioChunk, DeadlineExceeded, Overloaded, ShuttingDown, SpeechJob
 from voxserve.engine.metrics import EngineMetrics
 from voxserve.engine.scheduler import Scheduler, WorkItem
+from voxserve.engine.speakers import Speaker
 from voxserve.engine.streaming import Assembler, ChunkPlan, JobStream
 from voxserve.engine.voice import Voice
 from voxserve.errors import InvalidInput, VoxserveError
@@ -76,6 +78,8 @@ class Job:
     arrival: float
     deadline: float
     stream: JobStream
+    speaker: Speaker
+    """Who speaks: the pack and its speaker row or embedding, resolved at submit."""
     sentences: list[str] = field(default_factory=list)
     seqs: list[PhoneSequence | None] = field(default_factory=list)
     assembler: Assembler | None = None
@@ -141,8 +145,12 @@ class Pipeline:
         deadline_s: float,
         loop: asyncio.AbstractEventLoop,
         max_queue: int,
+        speaker: Speaker | None = None,
     ) -> JobStream:
-        """Register a validated job and queue its first work, or raise ``Overloaded`` when full."""
+        """Register a validated job and queue its first work, or raise ``Overloaded`` when full.
+
+        ``speaker`` is the job's resolved voice (None: the voice's default speaker).
+        """
         now = time.monotonic()
         with self._lock:
             if len(self._jobs) >= max_queue:
@@ -154,7 +162,8 @@ class Pipeline:
             stream = JobStream(
                 loop, deadline, lambda: self._cancel(job), lambda: self._fail(job, _deadline())
             )
-            job = Job(next(self._ids), spec, served, controls, now, deadline, stream)
+            speaker = speaker or Speaker(served.voice.name, voice_id=served.voice.name)
+            job = Job(next(self._ids), spec, served, controls, now, deadline, stream, speaker)
             self._jobs[job.id] = job
         self._frontend.add([WorkItem(job, (FRONTEND, served.voice.name), _SPLIT, first=spec.stream)])
         return job.stream
@@ -221,7 +230,7 @@ class Pipeline:
             )
         key = None
         if self.cache is not None and len(job.spec.text) <= self.cache_max_chars:
-            key = audio_key(voice.name, sentences, job.spec.params)
+            key = audio_key(job.speaker.cache_key(), sentences, job.spec.params)
             hit = self.cache.get(key)
             (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
             if hit is not None:
@@ -251,7 +260,10 @@ class Pipeline:
     def _phonemize(self, job: Job, k: int) -> None:
         voice = job.served.voice
         seq = voice.frontend.phonemize(job.sentences[k])
-        work = SentenceWork(tuple(voice.ids(seq)), job.controls, k)
+        # The style row (a style encoder's forward for prompt-styled packs; cached) is text work too.
+        style = voice.style_vector(job.spec.params, seq.text)
+        speaker = voice.speaker_value(job.speaker)
+        work = SentenceWork(tuple(voice.ids(seq)), job.controls, k, speaker, style)
         with self._lock:
             if not job.done:
                 job.seqs[k] = seq

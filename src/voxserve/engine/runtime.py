@@ -22,6 +22,8 @@ from voxserve.engine.controls import SynthesisParams
 from voxserve.engine.interface import AudioChunk, ShuttingDown, SpeechJob
 from voxserve.engine.metrics import EngineMetrics
 from voxserve.engine.pipeline import Pipeline, Served
+from voxserve.engine.resolve import resolve_voice
+from voxserve.engine.speakers import Speaker, VoiceDirectory
 from voxserve.engine.streaming import ChunkPlan, JobStream, receptive_frames
 from voxserve.engine.tts import MAX_INPUT_CHARS, TTS
 from voxserve.engine.voice import Voice
@@ -36,17 +38,19 @@ DEFAULT_MAX_BATCH = 16
 class Engine:
     """Serves the voices of a ``TTS`` (or given ``Voice``s) to many concurrent requests.
 
-    ``voices``: names to serve (default: the TTS's default voice, or every given Voice).
-    ``backend(voice)`` returns the loaded backend that runs a voice (default: the voice's
-    own). ``fallback`` is a backend name (built on the CPU and loaded per voice at start) or a
-    function like ``backend``; a batch whose primary call raises ``RuntimeError`` (CUDA
-    out-of-memory included) is retried there. ``max_batch`` defaults to the largest of the
-    backend's ``batch_buckets`` when it has them, else 16. ``max_wait_ms`` is how long a
-    stage waits for more items after the first arrives. ``max_queue`` bounds admitted
-    jobs: beyond it ``submit`` raises ``Overloaded``. ``default_deadline_s`` applies to jobs
-    without ``deadline_s``. ``cache`` is None, "memory", a redis:// URL or an ``AudioCache``;
-    only texts of at most ``cache_max_chars`` characters are cached. ``chunking`` sets the
-    stream chunk sizes. Does not load voices on demand or speak HTTP.
+        ``voices``: names to serve (default: the TTS's default voice, or every given Voice).
+        ``backend(voice)`` returns the loaded backend that runs a voice (default: the voice's
+        own). ``fallback`` is a backend name (built on the CPU and loaded per voice at start) or a
+        function like ``backend``; a batch whose primary call raises ``RuntimeError`` (CUDA
+        out-of-memory included) is retried there. ``max_batch`` defaults to the largest of the
+        backend's ``batch_buckets`` when it has them, else 16. ``max_wait_ms`` is how long a
+        stage waits for more items after the first arrives. ``max_queue`` bounds admitted
+        jobs: beyond it ``submit`` raises ``Overloaded``. ``default_deadline_s`` applies to jobs
+        without ``deadline_s``. ``cache`` is None, "memory", a redis:// URL or an ``AudioCache``;
+        only texts of at most ``cache_max_chars`` characters are cached. ``chunking`` sets the
+        stream chunk sizes. ``directories`` resolve registered voice ids (default: the TTS's). A job's
+    ``voice`` may be a served pack, ``<pack>:<speaker>``, a speaker name, or a registered voice id.
+    Does not load voices on demand or speak HTTP.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class Engine:
         cache: str | AudioCache | None = None,
         cache_max_chars: int = 200,
         chunking: ChunkPlan | None = None,
+        directories: Sequence[VoiceDirectory] | None = None,
     ) -> None:
         _check_number("max_wait_ms", max_wait_ms, allow_zero=True)
         _check_number("default_deadline_s", default_deadline_s)
@@ -82,10 +87,16 @@ class Engine:
             )
             self._tts, self._given = None, {v.name: v for v in given}
             default = list(self._given)
-        self._names = list(voices) if voices is not None else default
+        names = list(voices) if voices is not None else default
+        # A voice may name a speaker (``emotivoice:1003``): its pack is served, and it is the default.
+        self._default_voice = names[0] if names else ""
+        self._names = list(dict.fromkeys(n.split(":", 1)[0] for n in names))
         if not self._names:
             raise InvalidInput("the engine needs at least one voice", param="voices")
         self._backend_fn, self._fallback = backend, fallback
+        if directories is None:
+            directories = self._tts.directories if self._tts is not None else ()
+        self.directories = list(directories)
         self.max_batch, self.max_queue = max_batch, max_queue
         self.default_deadline_s = default_deadline_s
         self._owns_cache = isinstance(cache, str)
@@ -129,9 +140,11 @@ class Engine:
             fallback.load(voice.pack)
         elif self._fallback is not None:
             fallback = self._fallback(voice)
-        primary.warmup()
+        # Only conditioned voices pass inputs: backends written for plain voices take none.
+        conditioning = {k: v for k, v in voice.warmup_inputs().items() if v is not None}
+        primary.warmup(**conditioning)
         if fallback is not None and fallback is not primary:
-            fallback.warmup()
+            fallback.warmup(**conditioning)
         buckets = getattr(primary, "batch_buckets", None)
         max_batch = self.max_batch or (max(buckets) if buckets else DEFAULT_MAX_BATCH)
         context = receptive_frames(primary, int(voice.config.mel.get("n_mels", 80)))
@@ -199,9 +212,10 @@ class Engine:
                 raise ShuttingDown(
                     "the engine is not started" if self._state == "new" else "the engine is shutting down"
                 )
-            served = self._validate(job)
+            served, speaker = self._validate(job)
             deadline_s = job.deadline_s if job.deadline_s is not None else self.default_deadline_s
-            return self._pipeline.admit(job, served, deadline_s, asyncio.get_running_loop(), self.max_queue)
+            loop = asyncio.get_running_loop()
+            return self._pipeline.admit(job, served, deadline_s, loop, self.max_queue, speaker)
         except VoxserveError as e:
             self.metrics.failures.labels(e.code).inc()
             raise
@@ -214,7 +228,7 @@ class Engine:
 
         return asyncio.run(collect())
 
-    def _validate(self, job: SpeechJob) -> Served:
+    def _validate(self, job: SpeechJob) -> tuple[Served, Speaker]:
         if not isinstance(job.text, str):
             raise InvalidInput("input must be a string", param="input")
         if not job.text.strip():
@@ -229,13 +243,18 @@ class Engine:
             )
         if job.deadline_s is not None:
             _check_number("deadline_s", job.deadline_s)
-        name = job.voice or self._names[0]
-        served = self._pipeline.served.get(name)
-        if served is None:
+        served = self._pipeline.served
+        speaker = self.resolve(job.voice)
+        if speaker.pack not in served:
             raise NotFound(
-                f"unknown voice {name!r}; served: {', '.join(self._pipeline.served)}", param="voice"
+                f"voice {speaker.pack!r} is not served here; served: {', '.join(served)}", param="voice"
             )
-        return served
+        return served[speaker.pack], speaker
+
+    def resolve(self, voice: str | None) -> Speaker:
+        """The speaker a request's ``voice`` means among the served packs (see ``resolve_voice``); after ``start``."""
+        packs = {name: s.voice.pack for name, s in self._pipeline.served.items()}
+        return resolve_voice(voice, self._default_voice, packs, self.directories)
 
 
 def _check_number(name: str, value: float, allow_zero: bool = False) -> None:

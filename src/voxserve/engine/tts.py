@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
 from voxserve.engine.audio import Audio, Timing
 from voxserve.engine.controls import SynthesisParams
+from voxserve.engine.resolve import resolve_voice
+from voxserve.engine.speakers import Speaker, VoiceDirectory
 from voxserve.engine.voice import Rendered, Voice
 from voxserve.errors import InvalidInput
 from voxserve.frontend.interface import PhoneSequence
@@ -42,8 +45,9 @@ class TTS:
     """Text to speech with the packs installed here (the default voice converts on first use).
 
     ``backend`` names how models run (``torch`` by default); ``device`` is passed
-    to it. ``threads`` sets torch's intra-op threads when given. Safe to share
-    across threads: voices load once under a lock; synthesis calls may overlap.
+    to it. ``threads`` sets torch's intra-op threads when given. ``directories`` resolve
+    voice ids that are not pack or speaker names (registered voices, see ``speakers.py``).
+    Safe to share across threads: voices load once under a lock; synthesis calls may overlap.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class TTS:
         backend: str = "torch",
         device: str = "cpu",
         threads: int | None = None,
+        directories: Sequence[VoiceDirectory] = (),
     ) -> None:
         if threads is not None:
             import torch
@@ -60,20 +65,32 @@ class TTS:
         self.default_voice = voice
         self.backend_name = backend
         self.device = device
+        self.directories = list(directories)
         self._voices: dict[str, Voice] = {}
         self._lock = threading.Lock()
 
     def voice(self, name: str | None = None) -> Voice:
-        """The loaded voice called ``name`` (default voice if None), loading it on first use."""
+        """The loaded voice of pack ``name`` (default voice if None), loading it on first use.
+
+        A ``<pack>:<speaker>`` name gives its pack's voice (the speaker is chosen per call).
+        """
         from voxserve.backends.registry import create
         from voxserve.packs import store
 
-        name = name or self.default_voice
+        name = (name or self.default_voice).split(":", 1)[0]
         with self._lock:
             if name not in self._voices:
                 pack = store.load(name)
                 self._voices[name] = Voice(pack, create(self.backend_name, device=self.device))
             return self._voices[name]
+
+    def speaker(self, name: str | None = None) -> Speaker:
+        """The speaker a voice name means (see ``resolve_voice``), loading its pack if needed."""
+        with self._lock:
+            loaded = {n: v.pack for n, v in self._voices.items()}
+        return resolve_voice(
+            name, self.default_voice, loaded, self.directories, load=lambda n: self.voice(n).pack
+        )
 
     def voices(self) -> list[str]:
         """Names of the voices that can be used (installed or convertible)."""
@@ -90,9 +107,14 @@ class TTS:
         energy: float | None = None,
         volume: float | None = None,
         emotion: str | None = None,
+        instructions: str | None = None,
     ) -> Audio:
-        """Speak ``text``. Raises InvalidInput/NotFound with a clear message on bad input."""
-        params = SynthesisParams.create(speed, pitch, energy, volume, emotion)
+        """Speak ``text``. Raises InvalidInput/NotFound with a clear message on bad input.
+
+        ``voice``: a pack name, ``<pack>:<speaker>``, a speaker name, or a registered voice id.
+        ``instructions``: free-text style for voices styled by prompts (EmotiVoice).
+        """
+        params = SynthesisParams.create(speed, pitch, energy, volume, emotion, instructions)
         if not isinstance(text, str):
             raise InvalidInput("input must be a string", param="input")
         if not text.strip():
@@ -101,7 +123,8 @@ class TTS:
             raise InvalidInput(
                 f"input is {len(text)} characters; the limit is {MAX_INPUT_CHARS} per call", param="input"
             )
-        v = self.voice(voice)
+        who = self.speaker(voice)
+        v = self.voice(who.pack)
         stages: dict[str, float] = {}
         t0 = time.perf_counter()
         seqs = [v.frontend.phonemize(s) for s in v.frontend.split(text)]
@@ -110,7 +133,13 @@ class TTS:
             raise InvalidInput(
                 "input has nothing to speak (only punctuation, symbols or emoji)", param="input"
             )
-        rendered = v.render(seqs, params.model_controls(v.config.prosody_presets), stages)
+        t0 = time.perf_counter()
+        styles = [v.style_vector(params, seq.text) for seq in seqs]
+        if v.style.dim:
+            stages["style"] = (time.perf_counter() - t0) * 1e3
+        speakers = [v.speaker_value(who)] * len(seqs)
+        controls = params.model_controls(v.config.prosody_presets)
+        rendered = v.render(seqs, controls, stages, speakers, styles)
         audio = assemble(seqs, rendered, v.config.sample_rate, v.config.hop_length, params)
         audio.stages = stages
         return audio

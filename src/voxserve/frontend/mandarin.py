@@ -58,7 +58,23 @@ class MandarinFrontend:
                     )
         self._analyzer = MandarinAnalyzer(entries)
         self._lexicon_chars = frozenset("".join(entries))
+        self._lexicon = entries
         self.max_chars = max_chars
+
+    def with_lexicon(
+        self, lexicon: Mapping[str, Sequence[str]], english: Mapping[str, Sequence[str]] | None = None
+    ) -> MandarinFrontend:
+        """A new frontend like this one whose user lexicon is this one's plus ``lexicon`` (which wins).
+
+        ``english`` (word → ARPAbet) is rejected: this frontend has no English phones.
+        """
+        if english:
+            raise InvalidInput(
+                f"symbol set {self.symbol_set!r} has no English phones for {sorted(english)[0]!r}",
+                param="lexicon",
+            )
+        merged = {**self._lexicon, **parse_lexicon(lexicon)}
+        return MandarinFrontend(self.symbol_set, merged, self.max_chars)
 
     @property
     def symbols(self) -> tuple[str, ...]:

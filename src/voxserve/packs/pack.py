@@ -17,6 +17,8 @@ from typing import Any
 from voxserve.errors import PackError
 
 FORMAT_VERSION = 1
+SPEAKER_INPUTS = ("none", "table", "embedding")
+"""Values of ``PackConfig.speaker_input``."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,18 @@ class PackConfig:
     """Speaker gender where known (``female``/``male``), for voice listings."""
     source: dict[str, Any] = field(default_factory=dict)
     """Where the weights came from (package, version, file hashes)."""
+    speaker_input: str = "none"
+    """How the acoustic model takes its speaker: ``none`` (one voice, no input), ``table`` (a row of its
+    speaker table, ``speakers`` names the rows) or ``embedding`` (a float vector, e.g. a cloned voice)."""
+    speaker_dim: int = 0
+    """Width of the speaker embedding an ``embedding`` pack takes (channels); 0 otherwise."""
+    default_speaker: str | None = None
+    """The speaker a request for the pack's own name gets (a ``table`` pack); None: the first."""
+    style: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
+    """How the acoustic model gets its style vector: ``{"kind": ...}`` plus that kind's settings. Kinds:
+    ``none`` (no style input; emotions act through ``prosody_presets``), ``emotivoice-prompt`` (a prompt
+    text and the sentence through the pack's BERT style encoder, ``encoder`` says where its files are),
+    ``emotion-table`` (a one-hot or soft vector over ``emotions``). See ``voxserve.engine.conditioning``."""
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -94,6 +108,28 @@ class PackConfig:
                     raise PackError(f"{where}: missing key {key}.{k}")
             return StageSpec(str(s["family"]), dict(s["config"]), str(s["weights"]))
 
+        speakers = tuple(need("speakers", list))
+        speaker_input = d.get("speaker_input", "table" if len(speakers) > 1 else "none")
+        if speaker_input not in SPEAKER_INPUTS:
+            raise PackError(f"{where}: key 'speaker_input' must be one of {', '.join(SPEAKER_INPUTS)}")
+        speaker_dim = d.get("speaker_dim", 0)
+        if isinstance(speaker_dim, bool) or not isinstance(speaker_dim, int) or speaker_dim < 0:
+            raise PackError(f"{where}: key 'speaker_dim' must be a non-negative integer")
+        if speaker_input == "embedding" and not speaker_dim:
+            raise PackError(f"{where}: key 'speaker_dim' must be positive when 'speaker_input' is 'embedding'")
+        default_speaker = d.get("default_speaker")
+        if default_speaker is not None and default_speaker not in speakers:
+            raise PackError(f"{where}: key 'default_speaker' {default_speaker!r} is not in 'speakers'")
+        style = d.get("style")
+        style = dict(style) if isinstance(style, dict) else style
+        if style is None:
+            # Packs converted before the ``style`` key: the style encoder entry says it is EmotiVoice's.
+            style = (
+                {"kind": "emotivoice-prompt", "encoder": d["style_encoder"]} if "style_encoder" in d else {}
+            )
+        if not isinstance(style, dict) or not isinstance(style.setdefault("kind", "none"), str):
+            raise PackError(f"{where}: key 'style' must be an object with a string 'kind'")
+
         version = need("format_version", int)
         if version != FORMAT_VERSION:
             raise PackError(f"{where}: format_version {version} is not supported (this voxserve reads 1)")
@@ -112,13 +148,17 @@ class PackConfig:
             mel=need("mel", dict),
             symbols=symbols,
             frontend=need("frontend", str),
-            speakers=tuple(need("speakers", list)),
+            speakers=speakers,
             emotions=tuple(d.get("emotions", [])),
             prosody_presets={k: dict(v) for k, v in d.get("prosody_presets", {}).items()},
             acoustic=stage("acoustic"),
             vocoder=stage("vocoder"),
             gender=d.get("gender"),
             source=dict(d.get("source", {})),
+            speaker_input=speaker_input,
+            speaker_dim=speaker_dim,
+            default_speaker=default_speaker,
+            style=dict(style),
         )
 
 
@@ -143,7 +183,12 @@ class Pack:
         return self.config.name
 
     def build_stage(self, which: str) -> Any:
-        """Build the ``acoustic`` or ``vocoder`` module with its weights (strict), in eval mode, on CPU."""
+        """Build the ``acoustic`` or ``vocoder`` module with its weights (strict), in eval mode, on CPU.
+
+        A family whose one module holds several stages (EmotiVoice's joint model: ``am`` and
+        ``generator``, saved as one checkpoint) names them in its ``PARTS``; the whole module
+        is loaded strictly and the stage's part returned. Each call builds fresh modules.
+        """
         from safetensors.torch import load_file
 
         from voxserve.models.registry import family
@@ -158,7 +203,25 @@ class Pack:
             model.load_state_dict(load_file(str(weights)), strict=True)
         except RuntimeError as e:
             raise PackError(f"{weights}: does not match family {spec.family!r}: {e}") from e
-        return model.eval()
+        part = getattr(fam, "PARTS", {}).get(which)
+        return (getattr(model, part) if part else model).eval()
+
+    def speaker_row(self, name: str | None = None) -> int:
+        """Row of speaker ``name`` in the speaker table (None: the default speaker); NotFound if absent."""
+        from voxserve.errors import NotFound
+
+        rows = self._rows()
+        name = name if name is not None else (self.config.default_speaker or self.config.speakers[0])
+        if name not in rows:
+            shown = ", ".join(self.config.speakers[:10]) + (" ..." if len(rows) > 10 else "")
+            raise NotFound(f"voice {self.name!r} has no speaker {name!r}; speakers: {shown}", param="voice")
+        return rows[name]
+
+    def _rows(self) -> dict[str, int]:
+        rows = getattr(self, "_speaker_rows", None)
+        if rows is None:
+            rows = self._speaker_rows = {s: i for i, s in enumerate(self.config.speakers)}
+        return rows
 
 
 def write_pack(out_dir: Path, config: PackConfig, weights: dict[str, dict[str, Any]]) -> Path:

@@ -27,6 +27,7 @@ from fastapi.security import HTTPBearer
 
 from voxserve.engine.interface import AudioChunk, ServingEngine, SpeechStream
 from voxserve.errors import VoxserveError
+from voxserve.server.batch_routes import add_batch_routes
 from voxserve.server.config import ServerConfig
 from voxserve.server.errors import (
     ERROR_RESPONSES,
@@ -38,6 +39,7 @@ from voxserve.server.errors import (
 from voxserve.server.guard import RequestGuard
 from voxserve.server.protocol import SSE_EVENTS, Health, ModelList, Readiness, SpeechRequest, VoiceList
 from voxserve.server.serving import SpeechPlan, SpeechService, build_engine, sse_frame
+from voxserve.server.voice_routes import add_voice_routes, registered_voice_infos
 
 log = logging.getLogger("voxserve.server")
 T = TypeVar("T")
@@ -101,10 +103,12 @@ def create_app(config: ServerConfig | None = None, engine: ServingEngine | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        await batches.start()  # after the engine: resumed jobs yield to its requests from the start
         log.info("voxserve ready: default voice %s", config.voice)
         try:
             yield
         finally:
+            await batches.stop()
             await service.stop()
 
     app = FastAPI(
@@ -135,11 +139,14 @@ def create_app(config: ServerConfig | None = None, engine: ServingEngine | None 
         auth = [Depends(bearer), Depends(ApiKeyCheck(config.api_keys))]
 
     _add_speech_route(app, service, auth)
+    add_voice_routes(app, service, auth, config)
+    batches = add_batch_routes(app, service, auth, config)
 
     @app.get("/v1/audio/voices", response_model=VoiceList, dependencies=auth, responses=ERROR_RESPONSES)
     async def voices() -> VoiceList:
         """Voices this server can speak with, their language, gender and emotions."""
-        return VoiceList(voices=await asyncio.to_thread(service.voices))
+        packs = await asyncio.to_thread(service.voices)
+        return VoiceList(voices=packs + await asyncio.to_thread(registered_voice_infos, app, packs))
 
     @app.get("/v1/models", response_model=ModelList, dependencies=auth, responses=ERROR_RESPONSES)
     async def models() -> ModelList:

@@ -77,6 +77,14 @@ class ServerConfig:
     """Accept OpenAI's voice names (alloy, nova...) as the default voice, so unchanged clients work."""
     log_level: str = "info"
     """Log level of the server and uvicorn."""
+    jobs: bool = True
+    """Serve batch synthesis jobs at ``/v1/audio/batches`` and run them in the background."""
+    jobs_dir: str | None = None
+    """Where batch jobs live (SQLite database, inputs, outputs); None: ``$VOXSERVE_HOME/jobs``."""
+    max_upload_bytes: int = 32 * 1024 * 1024
+    """Largest document a batch job accepts (upload or JSON text), in bytes; larger ones get 413."""
+    jobs_slice_ms: float = 50.0
+    """Target milliseconds of model work a batch job runs between checks for interactive requests."""
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -84,7 +92,7 @@ class ServerConfig:
 
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise bad("port", f"must be 0-65535, got {self.port!r}")
-        for name in ("max_body_bytes", "max_input_chars", "max_queue", "max_batch"):
+        for name in ("max_body_bytes", "max_input_chars", "max_queue", "max_batch", "max_upload_bytes"):
             value = getattr(self, name)
             if value is None and name == "max_batch":
                 continue
@@ -100,6 +108,8 @@ class ServerConfig:
             raise bad("max_wait_ms", f"must be >= 0, got {self.max_wait_ms!r}")
         if self.deadline_s is not None and not self.deadline_s > 0:
             raise bad("deadline_s", f"must be > 0 or None, got {self.deadline_s!r}")
+        if not self.jobs_slice_ms > 0:
+            raise bad("jobs_slice_ms", f"must be > 0, got {self.jobs_slice_ms!r}")
         if self.drain_timeout_s < 0:
             raise bad("drain_timeout_s", f"must be >= 0, got {self.drain_timeout_s!r}")
         if self.cache not in (None, "memory") and not str(self.cache).startswith(("redis://", "rediss://")):
@@ -163,3 +173,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--drain-timeout", dest="drain_timeout_s", type=float, default=None, help="SIGTERM grace, s (30)")
     a("--no-ui", dest="ui", action="store_false", default=None, help="do not mount the web UI")
     a("--log-level", default=None, choices=["debug", "info", "warning", "error"], help="log level")
+    a("--no-jobs", dest="jobs", action="store_false", default=None, help="do not serve batch jobs")
+    a("--jobs-dir", default=None, help="batch jobs directory (default $VOXSERVE_HOME/jobs)")
+    a("--max-upload-bytes", type=int, default=None, help="largest batch document (default 33554432)")
+    a("--jobs-slice-ms", type=float, default=None, help="batch work between interactive checks, ms (50)")

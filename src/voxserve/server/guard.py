@@ -4,6 +4,10 @@ The body limit is enforced before any parsing: a declared Content-Length over th
 limit is refused without reading, and a chunked body is read only up to the limit.
 A body that passes is replayed to the app unchanged, and after it the app's
 ``receive`` goes back to the real channel (so disconnects are still seen).
+
+Routes that parse their own bodies (uploads) register their exact path in
+``app.state.upload_limits`` (path → byte limit): that limit replaces ``max_body_bytes``
+there and any content type passes (the route checks it).
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ def _is_json(content_type: str) -> bool:
     return main == "application/json" or (main.startswith("application/") and main.endswith("+json"))
 
 
+def _upload_limit(scope: Scope) -> int | None:
+    """The limit an upload route registered for this path in ``app.state.upload_limits``, else None."""
+    limits = getattr(getattr(scope.get("app"), "state", None), "upload_limits", None)
+    return limits.get(scope.get("path")) if limits else None
+
+
 class RequestGuard:
     """Stamps arrival time, limits body size (413), requires JSON bodies (415), and counts responses."""
 
@@ -79,7 +89,8 @@ class RequestGuard:
         """The whole body within the limit as a replaying ``receive``; None if an error was sent."""
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        limit = self.max_body_bytes
+        upload_limit = _upload_limit(scope)
+        limit = self.max_body_bytes if upload_limit is None else upload_limit
         too_big = f"request body is larger than this server's limit of {limit} bytes"
         if declared is not None:
             try:
@@ -109,7 +120,7 @@ class RequestGuard:
                 break
         data = b"".join(chunks)
         content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if data and content_type and not _is_json(content_type):
+        if data and content_type and upload_limit is None and not _is_json(content_type):
             await send_error(
                 send,
                 415,

@@ -48,7 +48,9 @@ class SpeechRequest(BaseModel):
         None, description="voice id from /v1/audio/voices; omitted: the server's default voice"
     )
     instructions: str | None = Field(
-        None, max_length=4096, description="free-text style; an emotion it mentions is used"
+        None,
+        max_length=4096,
+        description="free-text style: a prompt for voices that take one (EmotiVoice), else an emotion it mentions",
     )
     response_format: ResponseFormat = Field("mp3", description="audio container; pcm is s16le mono")
     speed: float = Field(1.0, ge=0.25, le=4.0, description="tempo multiplier")
@@ -140,6 +142,9 @@ class VoiceInfo(BaseModel):
     language: str | None = Field(None, description="language tag, e.g. zh; None until the pack is built")
     gender: str | None = None
     emotions: list[str] = Field(default_factory=list, description="emotion labels it accepts")
+    instructions: bool = Field(
+        False, description="free-text instructions steer its style as a prompt (EmotiVoice), not only emotion"
+    )
     sample_rate: int | None = None
     default: bool = False
 

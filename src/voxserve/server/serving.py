@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ from voxserve.server.protocol import (
 )
 
 if TYPE_CHECKING:
+    from voxserve.engine.speakers import VoiceDirectory
     from voxserve.engine.tts import TTS
 
 log = logging.getLogger("voxserve.server")
@@ -86,17 +87,26 @@ NO_DEADLINE_S = 24 * 3600.0
 """What "no deadline" means to the engine, which wants a number."""
 
 
-def build_engine(config: ServerConfig, tts: TTS | None = None) -> ServingEngine:
+def build_engine(
+    config: ServerConfig, tts: TTS | None = None, directories: Sequence[VoiceDirectory] | None = None
+) -> ServingEngine:
     """The real serving engine for ``config``; it loads nothing until ``start()``.
 
     ``tts`` shares voices already loaded (tests); by default a new ``TTS`` is made from
-    the config. Imported here so that importing the server stays cheap.
+    the config. ``directories`` resolve registered voice ids (default: the TTS's).
+    Imported here so that importing the server stays cheap.
     """
     from voxserve.engine.runtime import Engine
     from voxserve.engine.tts import TTS
 
     if tts is None:
-        tts = TTS(voice=config.voice, backend=config.backend, device=config.device, threads=config.threads)
+        tts = TTS(
+            voice=config.voice,
+            backend=config.backend,
+            device=config.device,
+            threads=config.threads,
+            directories=directories or (),
+        )
     return Engine(
         tts,
         voices=[config.voice, *(v for v in config.preload if v != config.voice)],
@@ -106,6 +116,7 @@ def build_engine(config: ServerConfig, tts: TTS | None = None) -> ServingEngine:
         max_queue=config.max_queue,
         default_deadline_s=config.deadline_s or NO_DEADLINE_S,
         cache=config.cache,
+        directories=directories,
     )
 
 
@@ -191,7 +202,10 @@ class SpeechService:
         if voice is not None and self.config.openai_voices and voice.lower() in OPENAI_VOICES:
             voice = None
         emotion = req.emotion if req.emotion is not None else emotion_from_instructions(req.instructions)
-        params = SynthesisParams.create(req.speed, req.pitch, req.energy, req.volume, emotion)
+        # Packs styled by prompts (EmotiVoice) read the instructions themselves; others use the emotion.
+        params = SynthesisParams.create(
+            req.speed, req.pitch, req.energy, req.volume, emotion, instructions=req.instructions
+        )
         job = SpeechJob(
             text=req.input,
             voice=voice,
@@ -281,13 +295,18 @@ class SpeechService:
         return [ModelInfo(id=m) for m in (SERVED_MODEL, *MODEL_ALIASES)]
 
     def voices(self) -> list[VoiceInfo]:
-        """Voices installed or convertible, with what their packs say (reads pack configs; call in a thread)."""
+        """Voices installed or convertible, with what their packs say (reads pack configs; call in a thread).
+
+        Each served multi-speaker pack (EmotiVoice) also lists its speakers, as ``<pack>:<speaker>``.
+        """
         from voxserve.errors import PackError
         from voxserve.packs import store
         from voxserve.packs.pack import Pack
 
-        out = []
+        out: list[VoiceInfo] = []
+        speakers: list[VoiceInfo] = []
         installed = set(store.installed())
+        served = served_packs(self.config)
         for name in store.available():
             info = VoiceInfo(id=name, name=name, language=None, default=name == self.config.voice)
             if name in installed:
@@ -297,16 +316,23 @@ class SpeechService:
                     log.warning("voice %s: %s", name, e)
                     continue
                 emotions = list(cfg.emotions) or list(cfg.prosody_presets)
-                info = info.model_copy(
-                    update={
-                        "language": cfg.language,
-                        "gender": cfg.gender,
-                        "emotions": emotions,
-                        "sample_rate": cfg.sample_rate,
-                    }
-                )
+                facts = {
+                    "language": cfg.language,
+                    "gender": cfg.gender,
+                    "emotions": emotions,
+                    "sample_rate": cfg.sample_rate,
+                    "instructions": cfg.style.get("kind") == "emotivoice-prompt",
+                }
+                info = info.model_copy(update=facts)
+                if name in served and cfg.speaker_input == "table":
+                    speakers.extend(
+                        VoiceInfo(
+                            id=f"{name}:{s}", name=s, default=f"{name}:{s}" == self.config.voice, **facts
+                        )
+                        for s in cfg.speakers
+                    )
             out.append(info)
-        return out
+        return out + speakers
 
     def render_metrics(self) -> bytes:
         """Engine metrics (when the engine has them) followed by the HTTP ones, Prometheus text."""
@@ -315,6 +341,34 @@ class SpeechService:
         if head and not head.endswith(b"\n"):
             head += b"\n"
         return head + self.metrics.render()
+
+
+def served_packs(config: ServerConfig) -> list[str]:
+    """Names of the packs a server with ``config`` serves: its default voice's and the preloaded ones."""
+    return list(dict.fromkeys(v.split(":", 1)[0] for v in (config.voice, *config.preload)))
+
+
+def voice_names(config: ServerConfig) -> list[str]:
+    """Voice ids for menus: the default voice first, the served packs' speakers, then every other pack.
+
+    Reads pack configs (cheap JSON); a pack that cannot be read contributes its name only.
+    """
+    from voxserve.errors import PackError
+    from voxserve.packs import store
+    from voxserve.packs.pack import Pack
+
+    names = [config.voice]
+    for name in served_packs(config):
+        names.append(name)
+        if name in store.installed():
+            try:
+                cfg = Pack(store.packs_dir() / name).config
+            except PackError:
+                continue
+            if cfg.speaker_input == "table":
+                names.extend(f"{name}:{s}" for s in cfg.speakers)
+    names.extend(store.available())
+    return list(dict.fromkeys(names))
 
 
 def sse_frame(data: str) -> bytes:

@@ -4,7 +4,8 @@ The page has a text box, voice, emotion, speed and pitch controls, an audio
 player that starts by itself, and a WAV download of the last result. The page
 itself (``mount_demo``) sees only two plain values: the voice names and a
 ``synthesize`` callable. ``mount_ui(app, service)``, which the server calls, fills
-them from the server's ``SpeechService``: voices from the pack store, audio
+them from the server's ``SpeechService``: voices from the pack store, with each served
+multi-speaker pack's speakers (``emotivoice:<speaker>``), audio
 streamed from the service's ``ServingEngine``. It does not expose energy or
 volume, and it never calls the HTTP API (no auth, no HTTP metrics).
 
@@ -60,10 +61,9 @@ def mount_ui(app: FastAPI, service: SpeechService, *, path: str = "/ui", stream:
 
     Raises ImportError when gradio is not installed (the server then runs without the UI).
     """
-    from voxserve.packs import store
+    from voxserve.server.serving import voice_names
 
-    default = service.config.voice
-    voices = [default, *(v for v in store.available() if v != default)]
+    voices = voice_names(service.config)  # default first, then served packs' speakers (pack:speaker)
     mount_demo(app, voices, engine_synthesizer(service.engine), path=path, stream=stream)
 
 

@@ -9,4 +9,7 @@ and is imported on demand (it needs ``transformers``).
 from voxserve.models.emotivoice.config import Config
 from voxserve.models.emotivoice.model import Model, Output
 
-__all__ = ["Config", "Model", "Output"]
+PARTS = {"acoustic": "am", "vocoder": "generator"}
+"""Which part of the joint model each pack stage is (one checkpoint holds both; see ``Pack.build_stage``)."""
+
+__all__ = ["PARTS", "Config", "Model", "Output"]

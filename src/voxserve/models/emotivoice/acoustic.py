@@ -36,6 +36,19 @@ from voxserve.models.emotivoice.variance import (
 from voxserve.models.interface import AcousticModel, AcousticOutput, Controls
 
 
+class Prosody(NamedTuple):
+    """What ``predict`` returns: the symbol half of ``adapt``, all zero past each item's length.
+
+    states: [B, T, hidden] symbol states with the pitch and energy embeddings added.
+    durations: [B, T] int64 frames per symbol. pitch, energy: [B, T] after controls.
+    """
+
+    states: torch.Tensor
+    durations: torch.Tensor
+    pitch: torch.Tensor
+    energy: torch.Tensor
+
+
 class Adapted(NamedTuple):
     """What ``adapt`` hands to ``decode``.
 
@@ -107,8 +120,12 @@ class Acoustic(AcousticModel):
         x = torch.cat([x, cond[:, None, :].expand(b, t, -1)], dim=-1)
         return self.embed_projection1(x)
 
-    def adapt(self, h: torch.Tensor, lengths: torch.Tensor, controls: Controls) -> Adapted:
-        """Predict prosody, apply ``controls``, and upsample to frames (see the module docstring)."""
+    def predict(self, h: torch.Tensor, lengths: torch.Tensor, controls: Controls) -> Prosody:
+        """Predict prosody per symbol, apply ``controls``, and add the pitch and energy embeddings.
+
+        The symbol half of ``adapt``: no host sync and static shapes, so backends that
+        cut the graph at the frame count (CUDA graphs, ONNX) call this directly.
+        """
         c = self.config
         mask = length_mask(lengths, h.size(1))
         keep = mask.to(h.dtype)
@@ -132,16 +149,32 @@ class Acoustic(AcousticModel):
             + self.pitch_embed(pitch[:, None, :]).transpose(1, 2)
             + self.energy_embed(energy[:, None, :]).transpose(1, 2)
         )
-
         # An item whose every symbol rounds to 0 frames gets 1 frame per symbol, as the original does.
         silent = durations.sum(1, keepdim=True) == 0
         durations = torch.where(silent & mask, torch.ones_like(durations), durations)
-        mel_lengths = durations.sum(1)
-        # One host sync per batch: the frame count is a shape.
-        n_frames = int(mel_lengths.max())
-        frames = gaussian_upsample(x, durations, mask, n_frames, c.upsampling_delta)
+        return Prosody(x * keep[..., None], durations, pitch, energy)
+
+    def expand(
+        self, states: torch.Tensor, durations: torch.Tensor, lengths: torch.Tensor, n_frames: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gaussian upsampling of ``predict``'s states to ``n_frames`` frames → (frames, mel_lengths).
+
+        ``n_frames`` is normally the largest total duration; an item longer than it is
+        cut (its ``mel_lengths`` too). Frames past each item's length are zero.
+        """
+        mask = length_mask(lengths, states.size(1))
+        mel_lengths = durations.sum(1).clamp(max=n_frames)
+        frames = gaussian_upsample(states, durations, mask, n_frames, self.config.upsampling_delta)
         frames = frames * length_mask(mel_lengths, n_frames)[..., None].to(frames.dtype)
-        return Adapted(frames, mel_lengths, durations, pitch, energy)
+        return frames, mel_lengths
+
+    def adapt(self, h: torch.Tensor, lengths: torch.Tensor, controls: Controls) -> Adapted:
+        """Predict prosody, apply ``controls``, and upsample to frames (see the module docstring)."""
+        p = self.predict(h, lengths, controls)
+        # One host sync per batch: the frame count is a shape.
+        n_frames = int(p.durations.sum(1).max())
+        frames, mel_lengths = self.expand(p.states, p.durations, lengths, n_frames)
+        return Adapted(frames, mel_lengths, p.durations, p.pitch, p.energy)
 
     def decode(self, frames: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
         """[B, F, hidden] → mel [B, F, n_mels], zero past ``mel_lengths``."""

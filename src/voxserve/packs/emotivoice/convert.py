@@ -93,19 +93,24 @@ def convert_emotivoice(release_dir: str | Path, out_dir: str | Path, name: str =
         "speakers": list(lists["speaker2"]),
         "emotions": list(lists["emotion"]),
         "prompts": {k: list(lists[k]) for k in ("pitch", "energy", "speed")},
+        "speaker_input": "table",
+        # Both stages load the joint model (one checkpoint) and take its part: ``am`` and the jointly
+        # trained HiFi-GAN ``generator`` (see ``voxserve.models.emotivoice.PARTS``).
         "acoustic": {"family": FAMILY, "config": config.to_dict(), "weights": MODEL_FILE},
-        # HiFi-GAN is trained jointly and stored inside the acoustic weights (``generator.*``).
         "vocoder": {"family": FAMILY, "config": config.to_dict(), "weights": MODEL_FILE, "joint": True},
-        "style_encoder": {
-            "weights": STYLE_FILE,
-            "bert": "bert",
-            "heads": {
-                "pitch": heads.pitch,
-                "speed": heads.speed,
-                "energy": heads.energy,
-                "emotion": heads.emotion,
+        "style": {
+            "kind": "emotivoice-prompt",
+            "encoder": {
+                "weights": STYLE_FILE,
+                "bert": "bert",
+                "heads": {
+                    "pitch": heads.pitch,
+                    "speed": heads.speed,
+                    "energy": heads.energy,
+                    "emotion": heads.emotion,
+                },
+                "style_dim": heads.style_dim,
             },
-            "style_dim": heads.style_dim,
         },
         "source": {
             "generator": {"file": files.generator.name, "sha256": _sha256(files.generator)},
@@ -176,8 +181,6 @@ def load_emotivoice_pack(
     """
     from safetensors.torch import load_file
 
-    from voxserve.models.emotivoice.style import PromptEmbedder, StyleEncoder, StyleHeads, read_bert_config
-
     path = Path(pack_dir)
     cfg_path = path / "config.json"
     if not cfg_path.is_file():
@@ -190,7 +193,7 @@ def load_emotivoice_pack(
         raise PackError(f"{cfg_path}: key 'family' must be {FAMILY!r}")
     if facts.get("format_version") != 1:
         raise PackError(f"{cfg_path}: key 'format_version' must be 1")
-    for key in ("acoustic", "style_encoder", "symbols", "speakers"):
+    for key in ("acoustic", "symbols", "speakers"):
         if key not in facts:
             raise PackError(f"{cfg_path}: missing key {key!r}")
     acoustic = facts["acoustic"]
@@ -206,16 +209,36 @@ def load_emotivoice_pack(
         model.fold_weight_norm()
     model = model.eval().to(device)
 
-    spec = facts["style_encoder"]
+    style = load_style_embedder(path, _style_spec(facts, cfg_path), device=device, cache_size=cache_size)
+    return EmotiVoicePack(path=path, config=config, model=model, style=style, facts=facts)
+
+
+def _style_spec(facts: dict[str, Any], cfg_path: Path) -> dict[str, Any]:
+    # ``style.encoder``; packs converted before that key have ``style_encoder`` at the top.
+    style = facts.get("style")
+    spec = style.get("encoder") if isinstance(style, dict) else facts.get("style_encoder")
+    if not isinstance(spec, dict):
+        raise PackError(f"{cfg_path}: missing key 'style.encoder'")
+    return spec
+
+
+def load_style_embedder(
+    pack_dir: str | Path, spec: dict[str, Any], device: str | torch.device = "cpu", cache_size: int = 1024
+) -> Any:
+    """The pack's style encoder (strict) as a cached :class:`PromptEmbedder`; ``spec`` is ``style.encoder``."""
+    from safetensors.torch import load_file
+
+    from voxserve.models.emotivoice.style import PromptEmbedder, StyleEncoder, StyleHeads, read_bert_config
+
+    path = Path(pack_dir)
     try:
         heads = StyleHeads(**spec["heads"], style_dim=int(spec["style_dim"]))
         bert_dir, style_file = path / str(spec["bert"]), path / str(spec["weights"])
     except (KeyError, TypeError, ValueError) as e:
-        raise PackError(f"{cfg_path}: key 'style_encoder' is malformed ({e})") from e
+        raise PackError(f"{path / 'config.json'}: key 'style.encoder' is malformed ({e})") from e
     encoder = StyleEncoder(read_bert_config(bert_dir), heads)
     _load_strict(encoder, style_file, load_file)
-    style = PromptEmbedder(encoder.eval().to(device), bert_dir, cache_size=cache_size)
-    return EmotiVoicePack(path=path, config=config, model=model, style=style, facts=facts)
+    return PromptEmbedder(encoder.eval().to(device), bert_dir, cache_size=cache_size)
 
 
 def _load_strict(module: torch.nn.Module, weights: Path, load_file: Any) -> None:

@@ -94,6 +94,24 @@ def write_random_release(
         return _write(root, config, small, seed, legacy_weight_norm)
 
 
+def write_random_pack(
+    out_dir: str | Path, small: bool = True, seed: int = 0, name: str | None = None
+) -> Path:
+    """A random release (see :func:`write_random_release`) converted into a pack at ``out_dir``.
+
+    The release is written to a temporary directory and removed; ``name`` defaults to the
+    directory's name. For tests and demos that need an installed EmotiVoice pack.
+    """
+    import tempfile
+
+    from voxserve.packs.emotivoice.convert import convert_emotivoice
+
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="emotivoice-release-") as release:
+        write_random_release(release, small=small, seed=seed)
+        return convert_emotivoice(release, out_dir, name=name or out_dir.name)
+
+
 def _write(root: Path, config: Config, small: bool, seed: int, legacy_weight_norm: bool) -> Path:
 
     text = root / rl.TEXT_DIR

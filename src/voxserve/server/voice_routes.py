@@ -1,0 +1,241 @@
+"""HTTP routes of registered (cloned) voices: upload reference clips, read, delete.
+
+- ``POST /v1/audio/voices`` (``multipart/form-data``: ``name`` and one or more ``files``) -> 201
+  and the voice object; its ``id`` works as ``voice`` in ``/v1/audio/speech``.
+- ``GET /v1/audio/voices/{voice_id}``, ``DELETE /v1/audio/voices/{voice_id}``.
+- ``registered_voice_infos`` adds registered voices to ``GET /v1/audio/voices``.
+
+Statuses: 400 bad field, malformed id, corrupt audio or too many files; 404 unknown id; 413
+over the size limits; 415 not multipart, or a file that is not wav/flac/mp3/ogg; 422 audio
+that decodes but is silent or holds too little or too much speech; 503 voice store down.
+A refused upload never changes the registry. Embedding runs in a worker thread.
+
+The server's ``RequestGuard`` admits only JSON bodies of a few hundred KB; for the upload
+path alone this module swaps in ``VoiceUploadGuard``, which admits multipart bodies up to the
+registry's upload limit and treats every other request exactly as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, File, Form, Path, UploadFile
+from pydantic import BaseModel, Field
+from starlette.middleware import Middleware
+
+from voxserve.cloning.errors import UnsupportedAudio
+from voxserve.cloning.names import MAX_NAME_CHARS, VOICE_ID_PATTERN
+from voxserve.cloning.registry import VoiceRegistry, open_registry
+from voxserve.cloning.store import StoreError, VoiceRecord
+from voxserve.errors import InvalidInput
+from voxserve.server.config import ServerConfig
+from voxserve.server.errors import ERROR_RESPONSES
+from voxserve.server.guard import Receive, RequestGuard, Scope, Send, send_error
+from voxserve.server.protocol import ErrorResponse, VoiceInfo
+from voxserve.server.serving import SpeechService
+
+log = logging.getLogger("voxserve.server")
+
+VOICES_PATH = "/v1/audio/voices"
+AUDIO_PART_TYPES = ("audio/", "video/ogg", "application/ogg", "application/octet-stream")
+"""Declared part types a reference file may carry (the bytes decide the format; these only refuse
+parts that say they are something else, such as text or images)."""
+MAX_CONCURRENT_REGISTRATIONS = 2
+"""Uploads decoded and embedded at once; more wait (embedding is CPU-bound)."""
+VoiceId = Annotated[str, Path(pattern=VOICE_ID_PATTERN, description="voice_ and 12 hex digits")]
+
+
+class VoiceObject(BaseModel):
+    """A registered voice."""
+
+    id: str = Field(..., description="use as `voice` in /v1/audio/speech")
+    object: Literal["voice"] = "voice"
+    name: str
+    created_at: int = Field(..., description="Unix time of registration, seconds")
+    files: int = Field(..., description="reference clips averaged into the voice")
+    speech_seconds: float = Field(..., description="speech in those clips after silence was cut, seconds")
+    model: str = Field(..., description="the pack that renders this voice")
+
+
+class VoiceDeleted(BaseModel):
+    id: str
+    object: Literal["voice.deleted"] = "voice.deleted"
+    deleted: bool = True
+
+
+def _voice_object(record: VoiceRecord, pack: str) -> VoiceObject:
+    return VoiceObject(
+        id=record.id,
+        name=record.name,
+        created_at=int(record.created_at),
+        files=record.files,
+        speech_seconds=record.speech_seconds,
+        model=pack,
+    )
+
+
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    **{k: v for k, v in ERROR_RESPONSES.items() if k not in (429, 504)},
+    400: {"model": ErrorResponse, "description": "invalid field, corrupt audio, or too many files"},
+    413: {"model": ErrorResponse, "description": "a file or the whole upload is over the size limit"},
+    415: {"model": ErrorResponse, "description": "not multipart/form-data, or a file that is not audio"},
+    422: {"model": ErrorResponse, "description": "audio is silent, or too little or too much speech"},
+}
+_ID_ERRORS: dict[int | str, dict[str, Any]] = {
+    k: v for k, v in ERROR_RESPONSES.items() if k in (400, 401, 404, 503)
+}
+
+
+class VoiceUploadGuard(RequestGuard):
+    """``RequestGuard`` that admits ``multipart/form-data`` up to ``upload_limit`` bytes on ``upload_path``.
+
+    Every other request goes through ``RequestGuard`` unchanged (JSON only, its own limit).
+    """
+
+    def __init__(self, app: Any, max_body_bytes: int, metrics: Any, *, upload_path: str, upload_limit: int):
+        super().__init__(app, max_body_bytes=max_body_bytes, metrics=metrics)
+        self.upload_path, self.upload_limit = upload_path, upload_limit
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        if scope.get("path") != self.upload_path:
+            return await super()._read_body(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":
+            await send_error(
+                send,
+                415,
+                f"Content-Type must be multipart/form-data, got {content_type!r}",
+                "unsupported_media_type",
+            )
+            return None
+        limit = self.upload_limit
+        too_big = f"upload is larger than this server's limit of {limit} bytes"
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                n = int(declared)
+            except ValueError:
+                await send_error(send, 400, "Content-Length is not a number", "invalid_request")
+                return None
+            if n > limit:
+                await self._discard(receive, n)
+                await send_error(send, 413, too_big, "request_too_large")
+                return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body = message.get("body", b"")
+            size += len(body)
+            if size > limit:
+                if message.get("more_body", False):
+                    await self._discard(receive, None)
+                await send_error(send, 413, too_big, "request_too_large")
+                return None
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        data = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": data, "more_body": False}
+            return await receive()
+
+        return replay
+
+
+def _install_upload_guard(app: FastAPI, limit: int) -> None:
+    for i, entry in enumerate(app.user_middleware):
+        if entry.cls is RequestGuard:
+            app.user_middleware[i] = Middleware(
+                VoiceUploadGuard, *entry.args, upload_path=VOICES_PATH, upload_limit=limit, **entry.kwargs
+            )
+            return
+    raise RuntimeError("voice routes need the server's RequestGuard middleware to be installed first")
+
+
+def registered_voice_infos(app: FastAPI, packs: list[VoiceInfo]) -> list[VoiceInfo]:
+    """Registered voices for ``GET /v1/audio/voices``, with the cloning pack's facts when it is listed.
+
+    A store that cannot be read is logged and left out, so the packs are still listed.
+    """
+    registry: VoiceRegistry | None = getattr(app.state, "voice_registry", None)
+    if registry is None:
+        return []
+    try:
+        records = registry.list()
+    except StoreError as e:
+        log.warning("registered voices not listed: %s", e)
+        return []
+    pack = next((p for p in packs if p.id == registry.config.pack), None)
+    facts: dict[str, Any] = {}
+    if pack is not None:
+        facts = {"language": pack.language, "emotions": pack.emotions, "sample_rate": pack.sample_rate}
+    return [VoiceInfo(id=r.id, name=r.name, **facts) for r in records]
+
+
+def _part_type_ok(content_type: str | None) -> bool:
+    main = (content_type or "").split(";", 1)[0].strip().lower()
+    return not main or main.startswith(AUDIO_PART_TYPES)
+
+
+def add_voice_routes(
+    app: FastAPI,
+    service: SpeechService,
+    auth: list[Any],
+    config: ServerConfig,
+    registry: VoiceRegistry | None = None,
+) -> VoiceRegistry:
+    """Add the voice routes to ``app`` on ``registry`` (default: ``open_registry()``, shared with the
+    engine); returns the registry, also kept as ``app.state.voice_registry``. Opens nothing yet."""
+    registry = registry or open_registry()
+    app.state.voice_registry = registry
+    _install_upload_guard(app, registry.limits.max_upload_bytes)
+    gate = asyncio.Semaphore(MAX_CONCURRENT_REGISTRATIONS)
+    pack = registry.config.pack
+
+    @app.post(
+        VOICES_PATH, status_code=201, response_model=VoiceObject, dependencies=auth, responses=_UPLOAD_ERRORS
+    )
+    async def create_voice(
+        name: Annotated[str, Form(min_length=1, max_length=MAX_NAME_CHARS, description="display name")],
+        files: Annotated[
+            list[UploadFile], File(description="reference clips of one speaker: wav, flac, mp3, ogg")
+        ],
+    ) -> VoiceObject:
+        """Register a voice from 3-30 s of speech per file; several files of one speaker are averaged."""
+        if len(files) > registry.limits.max_files:
+            raise InvalidInput(f"{len(files)} files; at most {registry.limits.max_files} per voice", "files")
+        blobs = []
+        for i, part in enumerate(files):
+            if not _part_type_ok(part.content_type):
+                raise UnsupportedAudio(f"files[{i}] is declared {part.content_type!r}, not audio", "files")
+            blobs.append(await part.read())
+        async with gate:
+            record = await asyncio.to_thread(registry.register, name, blobs)
+        log.info("registered voice %s (%d files, %.1f s)", record.id, record.files, record.speech_seconds)
+        return _voice_object(record, pack)
+
+    @app.get(VOICES_PATH + "/{voice_id}", response_model=VoiceObject, dependencies=auth, responses=_ID_ERRORS)
+    async def get_voice(voice_id: VoiceId) -> VoiceObject:
+        """A registered voice."""
+        return _voice_object(await asyncio.to_thread(registry.get, voice_id), pack)
+
+    @app.delete(
+        VOICES_PATH + "/{voice_id}", response_model=VoiceDeleted, dependencies=auth, responses=_ID_ERRORS
+    )
+    async def delete_voice(voice_id: VoiceId) -> VoiceDeleted:
+        """Forget a registered voice."""
+        await asyncio.to_thread(registry.delete, voice_id)
+        return VoiceDeleted(id=voice_id)
+
+    return registry

@@ -1,0 +1,1 @@
+"""Training: the synthetic corpus (``corpus``) and the trainer."""

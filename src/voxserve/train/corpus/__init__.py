@@ -1,0 +1,1 @@
+"""The synthetic training corpus for the cloning voice: sentences, teachers, features, format, build."""
