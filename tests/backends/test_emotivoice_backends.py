@@ -60,7 +60,10 @@ def inputs(torch_voice):
     ]
     speaker, style = conditioning_tensors(list(SPEAKERS), styles)
     controls = Controls(
-        torch.tensor([1.0, 1.2, 0.9]), torch.tensor([1.0, 1.1, 1.0]), torch.ones(3), torch.tensor([1.0, 1.0, 1.3])
+        torch.tensor([1.0, 1.2, 0.9]),
+        torch.tensor([1.0, 1.1, 1.0]),
+        torch.ones(3),
+        torch.tensor([1.0, 1.0, 1.3]),
     )
     return ids, lengths, controls, speaker, style
 

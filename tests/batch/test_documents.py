@@ -76,7 +76,10 @@ def test_epub_chapters_in_spine_order_with_titles():
     data = make_epub([("第一章", ["甲。", "乙。"]), ("第二章", ["丙。"])])
     doc = parse_document(data, "epub", "book.epub")
     assert doc.title == "测试之书"
-    assert [(c.title, c.paragraphs) for c in doc.chapters] == [("第一章", ("甲。", "乙。")), ("第二章", ("丙。",))]
+    assert [(c.title, c.paragraphs) for c in doc.chapters] == [
+        ("第一章", ("甲。", "乙。")),
+        ("第二章", ("丙。",)),
+    ]
 
 
 def test_epub_title_from_toc_when_no_heading():

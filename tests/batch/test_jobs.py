@@ -71,12 +71,12 @@ def test_unknown_id_is_not_found(store):
 
 def test_list_newest_first_with_paging_and_status(store):
     ids = [store.create(b"x", f"{i}.txt", "txt", SETTINGS).id for i in range(5)]
-    assert [j.id for j in store.list()] == ids[::-1]
-    first = store.list(limit=2)
+    assert [j.id for j in store.list_jobs()] == ids[::-1]
+    first = store.list_jobs(limit=2)
     assert [j.id for j in first] == ids[:-3:-1]
-    assert [j.id for j in store.list(limit=2, after=first[-1].id)] == [ids[2], ids[1]]
+    assert [j.id for j in store.list_jobs(limit=2, after=first[-1].id)] == [ids[2], ids[1]]
     store.request_cancel(ids[0])
-    assert [j.id for j in store.list(status=CANCELLED)] == [ids[0]]
+    assert [j.id for j in store.list_jobs(status=CANCELLED)] == [ids[0]]
 
 
 def test_claim_runs_oldest_first_and_counts_runs(store):

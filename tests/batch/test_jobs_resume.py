@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 SHORT = "第一章 开始\n今天天气很好。我们去公园。\n"
-LONG = "今天天气很好，我们一起去公园散步吧。" * 15
+LONG = "今天天气很好，我们一起去公园散步吧。" * 6
 
 
 def _free_port() -> int:
@@ -25,7 +25,17 @@ def _free_port() -> int:
 
 
 def _start(home: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "voxserve.cli", "serve", "--port", str(port), "--no-ui", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "voxserve.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--no-ui",
+        "--log-level",
+        "warning",
+    ]
     env = {**os.environ, "VOXSERVE_HOME": str(home), "VOXSERVE_API_KEYS": ""}
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()

@@ -11,7 +11,9 @@ from voxserve.frontend.mixed import MixedFrontend
 
 
 def test_parse_pinyin_and_arpabet_lines():
-    lex = parse_lexicon_text("# comment\n\n银行\tyin2 xing2\niPhone\tai1 feng4\nvoxserve\tV AA1 K S S ER0 V\n")
+    lex = parse_lexicon_text(
+        "# comment\n\n银行\tyin2 xing2\niPhone\tai1 feng4\nvoxserve\tV AA1 K S S ER0 V\n"
+    )
     assert lex.pinyin == {"银行": ("yin2", "xing2"), "iPhone": ("ai1", "feng4")}
     assert lex.phones == {"voxserve": ("V", "AA1", "K", "S", "S", "ER0", "V")}
     assert lex.digest() != Lexicon().digest()
@@ -19,7 +21,11 @@ def test_parse_pinyin_and_arpabet_lines():
 
 @pytest.mark.parametrize(
     ("line", "message"),
-    [("银行 yin2 xing2", "word<TAB>reading"), ("银行\tyin2", "1 syllables for 2"), ("好\thao", "toned pinyin")],
+    [
+        ("银行 yin2 xing2", "word<TAB>reading"),
+        ("银行\tyin2", "1 syllables for 2"),
+        ("好\thao", "toned pinyin"),
+    ],
 )
 def test_bad_lines_name_the_line(line, message):
     with pytest.raises(InvalidInput, match=f"lex.tsv, line 2: .*{message}"):
@@ -47,7 +53,7 @@ def test_mandarin_lexicon_changes_phones():
 
 def test_english_phones_need_an_english_frontend():
     lex = parse_lexicon_text("voxserve\tV OW1 K S\n")
-    with pytest.raises(InvalidInput, match="voice 'baker'.*no English phones"):
+    with pytest.raises(InvalidInput, match=r"voice 'baker'.*no English phones"):
         frontend_with_lexicon(MandarinFrontend("baker"), lex, "baker")
     base = MixedFrontend("emotivoice")
     mixed = frontend_with_lexicon(base, lex, "emotivoice")

@@ -64,4 +64,9 @@ def test_position():
 
 def test_text_points_at_its_innermost_open_tag():
     pieces = parse("甲[voice:a]乙[emotion:b]丙[/]丁[/]")
-    assert [(p.text, p.tag) for p in pieces if isinstance(p, Text)] == [("甲", None), ("乙", 1), ("丙", 11), ("丁", 1)]
+    assert [(p.text, p.tag) for p in pieces if isinstance(p, Text)] == [
+        ("甲", None),
+        ("乙", 1),
+        ("丙", 11),
+        ("丁", 1),
+    ]

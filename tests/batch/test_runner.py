@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import threading
 
 import numpy as np
 import pytest
-
 from tests.batch.conftest import decode, longest_quiet_run
 from tests.batch.test_documents import make_epub
+
 from voxserve.batch import manifest as mf
 from voxserve.batch import subtitles
 from voxserve.batch.documents import Chapter, Document, parse_document, parse_markdown
@@ -61,7 +62,7 @@ def test_epub_files_subtitles_and_manifest(epub_job):
         assert all(b <= a for a, b in zip(starts[1:], ends[:-1], strict=True))  # monotonic, no overlap
         assert ends[-1] == pytest.approx(duration, abs=0.05)
         # Cues sit on speech: louder inside each cue than in the gaps between cues.
-        for c, nxt in zip(srt, srt[1:], strict=False):
+        for c, nxt in itertools.pairwise(srt):
             inside = x[int(c.start * sr) : int(c.end * sr)]
             gap = x[int(c.end * sr) + 10 : int(nxt.start * sr) - 10]
             assert np.sqrt(np.mean(inside**2)) > 10 * np.sqrt(np.mean(gap**2) + 1e-12)
@@ -79,7 +80,7 @@ def test_markdown_to_mp3(tts, tmp_path):
 
 
 def test_emotion_span_changes_pitch_and_tempo(tts, tmp_path):
-    sentence = "今天天气很好，我们一起去公园散步吧。"
+    sentence = "今天天气很好。"
     report = run(tts, one_chapter(f"[emotion:开心]{sentence}[/][emotion:sad]{sentence}[/]"), tmp_path)
     x, sr = decode(tmp_path / report.manifest["chapters"][0]["audio"]["path"])
     cues = subtitles.parse((tmp_path / "chapter-001.srt").read_text("utf-8"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_partial_windowing():
     assert partial_starts(160 * 160, cfg) == [0]
     # 3 s: frames 0..300; partials start every 77 frames while they still reach the end.
     starts = partial_starts(48000, cfg)
-    assert starts[:3] == [0, 77, 154] and all(b - a == 77 for a, b in zip(starts, starts[1:], strict=False))
+    assert starts[:3] == [0, 77, 154] and all(b - a == 77 for a, b in itertools.pairwise(starts))
     last = starts[-1]
     assert (48000 - last * 160) / (160 * 160) >= cfg.min_coverage
 
@@ -93,7 +94,7 @@ def test_read_state_names_the_missing_tensor(tmp_path):
     del state["linear.bias"]
     path = tmp_path / "w.pt"
     torch.save({"model_state": state}, path)
-    with pytest.raises(PackError, match="linear.bias"):
+    with pytest.raises(PackError, match=r"linear\.bias"):
         read_state(path, Model())
 
 

@@ -155,7 +155,9 @@ def test_unknown_speaker_is_not_found(ev):
 def test_rows_of_different_speakers_and_styles_batch_and_equal_their_own_runs(ev):
     voice = ev.voice()
     works = []
-    for k, (text, spk, emotion) in enumerate(zip(TEXTS, (0, 3, 5, 1), ("开心", "悲伤", None, "恐惧"))):
+    for k, (text, spk, emotion) in enumerate(
+        zip(TEXTS, (0, 3, 5, 1), ("开心", "悲伤", None, "恐惧"), strict=True)
+    ):
         seq = voice.frontend.phonemize(voice.frontend.split(text)[0])
         style = voice.style_vector(SynthesisParams.create(emotion=emotion), seq.text)
         works.append(SentenceWork(tuple(voice.ids(seq)), (1.0, 1.0, 1.0, 1.0), k, spk, style))
@@ -234,3 +236,17 @@ def test_engine_batches_speakers_and_emotions_of_one_pack_together(ev):
         samples = np.concatenate([c.samples for c in chunks])
         assert len(samples) == len(ref.samples), job
         assert np.corrcoef(samples, ref.samples)[0, 1] >= 0.999, job
+
+
+def test_cli_synth_speaks_a_speaker_with_a_prompt(home, ev, tmp_path):
+    import soundfile as sf
+
+    from voxserve.cli import main
+
+    out = tmp_path / "ev.wav"
+    main(
+        ["synth", TEXTS[0], "-o", str(out), "--voice", "emotivoice:1003", "--instructions", "用开心的语气说"]
+    )
+    data, rate = sf.read(out)
+    ref = ev.synthesize(TEXTS[0], voice="emotivoice:1003", instructions="用开心的语气说")
+    assert rate == 16000 and len(data) == len(ref.samples)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import soundfile as sf
 
-from voxserve.scale.ray_app import REPLICA_HEADER, build_app
 from voxserve.scale.options import RayOptions
+from voxserve.scale.ray_app import REPLICA_HEADER, build_app
 from voxserve.server.config import ServerConfig
 
 APP = "real"
@@ -27,13 +27,18 @@ def real_app(ray_cluster, redis_url):
     from ray import serve
 
     config = ServerConfig(ui=False, threads=1, cache=redis_url, max_queue=16)
-    serve.run(build_app(config, RayOptions(replicas=2, num_cpus=0.5)), name=APP, route_prefix="/")
+    with pytest.MonkeyPatch.context() as mp:
+        # The voice registry's store: build_app forwards it to every replica.
+        mp.setenv("VOXSERVE_VOICE_STORE", redis_url)
+        serve.run(build_app(config, RayOptions(replicas=2, num_cpus=0.5)), name=APP, route_prefix="/")
     yield ray_cluster
     serve.delete(APP)
 
 
 def until_replica(client: httpx.Client, method: str, path: str, want: str, **kw) -> httpx.Response:
-    """Repeat a request until the replica ``want`` answers it (Ray picks replicas; tries are bounded)."""
+    """Repeat a request until the replica ``want`` answers it (Ray picks replicas; tries are bounded).
+
+    Only for requests that may be repeated (reads, or writes whose repeats change nothing)."""
     for _ in range(60):
         r = client.request(method, path, **kw)
         if r.headers.get(REPLICA_HEADER) == want:
@@ -51,7 +56,12 @@ def test_real_speech_on_both_replicas(real_app):
     seen: dict[str, bytes] = {}
     with httpx.Client(base_url=real_app.url, timeout=TIMEOUT) as c:
         for i in range(40):
-            body = {"model": "tts-1", "input": f"第{i}句话。", "response_format": "wav", "stream_format": "audio"}
+            body = {
+                "model": "tts-1",
+                "input": f"第{i}句话。",
+                "response_format": "wav",
+                "stream_format": "audio",
+            }
             r = c.post("/v1/audio/speech", json=body)
             assert r.status_code == 200, r.text
             seen.setdefault(r.headers[REPLICA_HEADER], r.content)
@@ -88,3 +98,44 @@ def test_audio_cached_by_one_replica_is_hit_on_the_other(real_app, redis_url):
         after = metric(until_replica(c, "GET", "/metrics", other).text, "voxserve_cache_hits_total")
     store.close()
     assert after >= before + 1
+
+
+@pytest.fixture(scope="module")
+def reference_wav(tts) -> bytes:
+    """Eight seconds or so of baker speech at 16 kHz: a reference clip the registry accepts."""
+    import numpy as np
+
+    from voxserve.cloning.audio import resample
+
+    a = tts.synthesize("今天天气很好，我们一起去公园散步吧。然后再去吃饭。")
+    speech = resample(np.asarray(a.samples, dtype=np.float32), a.sample_rate, 16000)
+    gap = np.zeros(4000, dtype=np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, np.concatenate([gap, speech, gap]), 16000, format="WAV")
+    return buf.getvalue()
+
+
+def test_voice_registered_through_one_replica_is_seen_by_every_replica(real_app, reference_wav):
+    with httpx.Client(base_url=real_app.url, timeout=TIMEOUT) as c:
+        r = c.post(
+            "/v1/audio/voices",
+            data={"name": "共享"},
+            files=[("files", ("ref.wav", reference_wav, "audio/wav"))],
+        )
+        assert r.status_code == 201, r.text
+        voice, maker = r.json(), r.headers[REPLICA_HEADER]
+        other = next(
+            h.headers[REPLICA_HEADER]
+            for h in (c.get("/health") for _ in range(60))
+            if h.headers[REPLICA_HEADER] != maker
+        )
+        for replica in (maker, other):
+            got = until_replica(c, "GET", f"/v1/audio/voices/{voice['id']}", replica)
+            assert got.status_code == 200 and got.json() == voice
+        listings = [until_replica(c, "GET", "/v1/audio/voices", replica).json() for replica in (maker, other)]
+        assert listings[0] == listings[1]
+        assert voice["id"] in [v["id"] for v in listings[0]["voices"]]
+        gone = c.delete(f"/v1/audio/voices/{voice['id']}")  # on whichever replica Ray picks
+        assert gone.status_code == 200
+        for replica in (maker, other):
+            assert until_replica(c, "GET", f"/v1/audio/voices/{voice['id']}", replica).status_code == 404

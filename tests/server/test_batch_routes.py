@@ -221,3 +221,20 @@ def test_jobs_can_be_turned_off(tts, make_engine, tmp_path):
     c = TestClient(app)  # no lifespan: routing only
     assert c.post("/v1/audio/batches", json={"input": "你好。"}).status_code == 404
     assert not any(getattr(r, "path", "").startswith("/v1/audio/batches") for r in app.routes)
+
+
+def test_zip_stream_round_trips_and_skips_temporary_files(tmp_path):
+    from voxserve.server.zipstream import zip_stream
+
+    (tmp_path / "chapter-001.mp3").write_bytes(bytes(range(256)) * 40)
+    (tmp_path / "chapter-001.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\n你好\n")
+    (tmp_path / ".chapter-002.mp3.tmp").write_bytes(b"partial")
+    (tmp_path / "manifest.json.tmp").write_bytes(b"{}")
+    pieces = list(zip_stream(tmp_path, chunk=1000))
+    assert len(pieces) > 3  # streamed, not built whole
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(pieces)))
+    assert archive.testzip() is None
+    assert sorted(archive.namelist()) == ["chapter-001.mp3", "chapter-001.srt"]
+    assert archive.read("chapter-001.mp3") == (tmp_path / "chapter-001.mp3").read_bytes()
+    assert archive.getinfo("chapter-001.mp3").compress_type == zipfile.ZIP_STORED
+    assert archive.getinfo("chapter-001.srt").compress_type == zipfile.ZIP_DEFLATED

@@ -68,7 +68,7 @@ class _Bar:
         eta = progress.eta_seconds
         post = f"{progress.audio_seconds:.0f}s audio, {progress.speed:.1f}x, ch {progress.chapters_done}/{progress.chapters_total}"
         try:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]
         except ImportError:
             now = time.monotonic()
             if now - self._last >= 1.0:

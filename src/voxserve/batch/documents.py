@@ -125,7 +125,7 @@ def parse_txt(text: str, name: str = "input") -> Document:
     lines = [line.strip() for line in text.split("\n")]
     chapters: list[Chapter] = []
     if any(len(line) <= 60 and TXT_HEADING.match(line) for line in lines):
-        title, paragraphs = "", []
+        title, paragraphs = "", list[str]()
         for line in lines:
             if len(line) <= 60 and TXT_HEADING.match(line):
                 _add(chapters, title, paragraphs)
@@ -215,7 +215,7 @@ def parse_markdown(text: str, name: str = "input") -> Document:
     chapter_level = min(repeated) if repeated else min(levels)
     doc_title = ""
     chapters: list[Chapter] = []
-    title, paragraphs = "", []
+    title, paragraphs = "", list[str]()
     for level, content in blocks:
         if level == chapter_level:
             _add(chapters, title, paragraphs)

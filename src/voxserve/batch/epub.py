@@ -27,9 +27,9 @@ _SPACE = re.compile(r"\s+")
 
 def parse_epub(data: bytes, name: str = "input") -> Document:
     """An EPUB file's bytes to a ``Document``; ``DocumentError`` if it is not a readable EPUB."""
-    import ebooklib
-    from ebooklib import epub
-    from lxml import etree
+    import ebooklib  # type: ignore[import-untyped]
+    from ebooklib import epub  # type: ignore[import-untyped]
+    from lxml import etree  # type: ignore[import-untyped]
 
     try:
         book = epub.read_epub(io.BytesIO(data), {"ignore_ncx": False})
@@ -107,7 +107,7 @@ def _has_block(el: Any) -> bool:
 
 def _sections(content: bytes) -> list[tuple[str, list[str]]]:
     """(title, paragraphs) per h1/h2 section of one XHTML document; the first may be untitled."""
-    import lxml.html
+    import lxml.html  # type: ignore[import-untyped]
 
     if not content.strip():
         return []

@@ -31,7 +31,7 @@ class NvmlSampler:
         if not self.device.startswith("cuda"):
             return self
         try:
-            import pynvml
+            import pynvml  # type: ignore[import-not-found]  # nvidia-ml-py, optional
             import torch
 
             if not torch.cuda.is_available():

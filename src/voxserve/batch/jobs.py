@@ -11,7 +11,7 @@ cancelled directly. A job found ``running`` when the store opens was cut off (cr
 shutdown) and goes back to ``queued``: the runner then skips the chapters it already finished.
 One process owns a root at a time (an exclusive lock file; a second opener gets ``JobsBusy``).
 
-Who calls what: the HTTP routes ``create``, ``get``, ``list`` and ``request_cancel``; the
+Who calls what: the HTTP routes ``create``, ``get``, ``list_jobs`` and ``request_cancel``; the
 worker ``recover``s at start, ``claim_next``s, reports ``update_progress`` and ``finish``es.
 Every method is thread-safe and short (one statement or transaction); none synthesizes.
 """
@@ -170,9 +170,12 @@ class JobStore:
             raise NotFound(f"no batch job {job_id!r}", param="batch_id")
         return _record(row)
 
-    def list(self, limit: int = 20, status: str | None = None, after: str | None = None) -> list[JobRecord]:
+    def list_jobs(
+        self, limit: int = 20, status: str | None = None, after: str | None = None
+    ) -> list[JobRecord]:
         """Newest first, at most ``limit``; only ``status`` when given; only jobs older than ``after``."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if status is not None:
             where.append("status = ?")
             args.append(status)
@@ -213,8 +216,8 @@ class JobStore:
     def recover(self) -> list[str]:
         """Put jobs left ``running`` by a previous process back in the queue; returns their ids."""
         with self._lock:
-            rows = self._db.execute("SELECT id, cancel_requested FROM jobs WHERE status = ?", (RUNNING,))
-            rows = rows.fetchall()
+            cursor = self._db.execute("SELECT id, cancel_requested FROM jobs WHERE status = ?", (RUNNING,))
+            rows = cursor.fetchall()
             for row in rows:
                 if row["cancel_requested"]:  # cancelled while it ran: honour it now
                     self._db.execute(

@@ -134,7 +134,7 @@ def resample(x: np.ndarray, source: int, target: int) -> np.ndarray:
     try:
         from math import gcd
 
-        from scipy.signal import resample_poly
+        from scipy.signal import resample_poly  # type: ignore[import-untyped]
 
         g = gcd(source, target)
         return resample_poly(x, target // g, source // g).astype(np.float32)

@@ -4,7 +4,8 @@
 (markup, voices, emotions, lexicon) before any synthesis, skips chapters that a previous run
 finished (``manifest.finished``), renders the others in length-sorted batches (``render``), and
 hands each finished chapter to a small thread pool that encodes and writes its audio and
-subtitles atomically while the next chapter renders; the manifest is rewritten after each.
+subtitles atomically while the next chapter renders; the writer rewrites the manifest right after
+each chapter's files are in place.
 
 Used by the CLI (``voxserve batch``) and by the server's batch jobs. It does not schedule against
 interactive traffic by itself: the ``gate`` hook, called before each render batch, lets a caller
@@ -222,7 +223,9 @@ class BatchJob:
                     voices.check_emotion(name, piece.emotion)
                     n += len(voices.get(name)[1].split(piece.text))
                 except (InvalidInput, NotFound) as e:
-                    line, column = markup.position(chapter.text, piece.start if piece.tag is None else piece.tag)
+                    line, column = markup.position(
+                        chapter.text, piece.start if piece.tag is None else piece.tag
+                    )
                     raise type(e)(f"{where}, line {line}, column {column}: {e}", param=e.param) from None
             counts.append(n)
         self._voices, self._counts = voices, counts
@@ -309,14 +312,23 @@ class BatchJob:
         rendered = 0
         stopped = False
 
+        lock = threading.Lock()
+
+        def finish(plan: ChapterPlan, audio: ChapterAudio) -> dict[str, Any]:
+            # In a writer thread: files first, then the manifest at once, so a crash loses at most
+            # the chapters not yet written.
+            entry = self._write(plan, audio, entries[plan.index]["hash"])
+            with lock:
+                entries[plan.index] = entry
+                mf.save(self.out_dir, self._manifest(entries, rate))
+            return entry
+
         def collect(block: bool) -> None:
             nonlocal rendered
             while pending and (block or pending[0].done()):
-                entry = pending.pop(0).result()  # re-raises BatchIOError from the writer
-                entries[entry["index"]] = entry
+                pending.pop(0).result()  # re-raises BatchIOError from the writer
                 rendered += 1
                 progress.chapters_done += 1
-                mf.save(self.out_dir, self._manifest(entries, rate))
                 tick()
 
         tick()
@@ -333,7 +345,7 @@ class BatchJob:
                     if audio is None:
                         stopped = True
                         break
-                    pending.append(pool.submit(self._write, plan, audio, entries[i]["hash"]))
+                    pending.append(pool.submit(finish, plan, audio))
                     while len(pending) > s.workers:  # bound memory: wait for the oldest write
                         pending[0].result()
                         collect(block=False)

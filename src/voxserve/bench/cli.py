@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SUITES = ("frontend", "cpu")
+SUITES = ("frontend", "cpu", "cloning")
 """Benchmarks that are not a voice: everything else names a voice or a preset."""
 
 
@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "what",
         nargs="?",
         default="baker",
-        help="frontend | cpu | a voice or preset to benchmark backends on: baker (default), "
+        help="frontend | cpu | cloning | a voice or preset to benchmark backends on: baker (default), "
         "emotivoice-size, emotivoice-small, or an installed pack",
     )
     p.add_argument(
@@ -42,6 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--repeat", type=int, default=None, help="timed requests per item (overrides the plan)")
     p.add_argument("--out", default=None, help="directory for JSON, Markdown (and PNG plots)")
+    p.add_argument(
+        "--eval-dir", default=None, help="cloning: held-out voices with manifest.json (default: data/cloning_eval)"
+    )
+    p.add_argument("--pack", default="clone", help="cloning: the pack cloned voices render with (default: clone)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,8 +127,24 @@ def _backends(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
 
 
+def _cloning(args: argparse.Namespace) -> None:
+    from voxserve.bench.cloning import bench_cloning
+    from voxserve.bench.cloning_report import to_markdown
+
+    eval_dir = args.eval_dir or Path(__file__).resolve().parents[3] / "data" / "cloning_eval"
+    r = bench_cloning(
+        eval_dir,
+        pack=args.pack,
+        device=args.device or "cpu",
+        quick=bool(args.quick),
+        judge=bool(args.judge) or not args.quick,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    _write(args.out, "cloning", r, to_markdown(r))
+
+
 def main(args: argparse.Namespace) -> None:
-    {"frontend": _frontend, "cpu": _cpu}.get(args.what, _backends)(args)
+    {"frontend": _frontend, "cpu": _cpu, "cloning": _cloning}.get(args.what, _backends)(args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from voxserve.cloning.errors import CorruptAudio, UnsupportedAudio, UnusableAudio
+from voxserve.cloning.errors import AudioError, CorruptAudio, UnsupportedAudio, UnusableAudio
 
 FORMATS = ("wav", "flac", "ogg", "mp3")
 """Accepted formats, as ``sniff`` names them."""
@@ -60,7 +60,9 @@ def decode(data: bytes, fmt: str, max_seconds: float) -> tuple[np.ndarray, int]:
             if f.frames is not None and 0 < f.frames < 2**62 and f.frames > limit:
                 raise UnusableAudio(_too_long(f.frames / rate, max_seconds), "files")
             samples = f.read(frames=limit + 1, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError, OverflowError, MemoryError) as e:
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, EOFError, OverflowError) as e:
         raise CorruptAudio(f"the {fmt} file does not decode ({_short(e)})", "files") from e
     if samples.shape[0] > limit:
         raise UnusableAudio(_too_long(samples.shape[0] / rate, max_seconds, at_least=True), "files")

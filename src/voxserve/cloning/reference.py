@@ -40,7 +40,7 @@ class ReferenceLimits:
 
     max_file_bytes: int = 10 * 1024 * 1024
     """Largest single file (bytes)."""
-    max_files: int = 8
+    max_files: int = 5
     """Most files in one registration (count)."""
     min_speech_s: float = 3.0
     """Least speech per file after silence is cut (seconds)."""
@@ -131,7 +131,7 @@ def voice_mask(levels: np.ndarray) -> np.ndarray:
     if peak - floor < MIN_DYNAMIC_DB:
         raise UnusableAudio("no speech found: the level never changes (steady noise or a tone?)", "files")
     # Above the noise floor by a third of the clip's range, and within 40 dB of its loud frames.
-    threshold = max(floor + (peak - floor) / 3, peak - 40.0, SILENCE_DBFS)
+    threshold = max(floor + (peak - floor) / 3, peak - 40.0)
     active = (levels > threshold).astype(np.float64)
     # A 5-frame majority vote drops isolated clicks and fills one-frame dropouts.
     smooth = np.convolve(active, np.ones(5) / 5, mode="same") >= 0.5

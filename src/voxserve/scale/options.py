@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -23,6 +24,9 @@ from voxserve.server.config import ConfigError, ServerConfig
 
 DEPLOYMENT_NAME = "voxserve"
 """Name of the Serve deployment (KubeRay's ``serveConfigV2`` overrides refer to it)."""
+FORWARDED_ENV = ("VOXSERVE_VOICE_STORE", "VOXSERVE_CLONE_PACK")
+"""Environment the replicas get from the process that deploys them: the voice registry's store
+(a ``redis://`` URL shares registered voices across replicas) and the pack cloned voices use."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,13 @@ class RayOptions:
             or not isinstance(self.max_replicas, int)
             or self.max_replicas < self.replicas
         ):
-            raise bad("max_replicas", f"must be an integer >= replicas ({self.replicas}), got {self.max_replicas!r}")
+            raise bad(
+                "max_replicas", f"must be an integer >= replicas ({self.replicas}), got {self.max_replicas!r}"
+            )
         if self.max_ongoing is not None and (
-            isinstance(self.max_ongoing, bool) or not isinstance(self.max_ongoing, int) or self.max_ongoing < 1
+            isinstance(self.max_ongoing, bool)
+            or not isinstance(self.max_ongoing, int)
+            or self.max_ongoing < 1
         ):
             raise bad("max_ongoing", f"must be a positive integer, got {self.max_ongoing!r}")
         positive = ("target_ongoing", "health_check_period_s", "health_check_timeout_s")
@@ -122,13 +130,26 @@ def check_device(config: ServerConfig, options: RayOptions) -> None:
             raise ConfigError("--device cuda with --num-gpus 0: the replicas would get no GPU")
 
 
-def deployment_options(config: ServerConfig, options: RayOptions) -> dict[str, Any]:
-    """Keyword arguments for ``serve.deployment`` (plain data, so tests and manifests can check them)."""
+def forwarded_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``FORWARDED_ENV`` variables set in ``environ``."""
+    return {k: environ[k] for k in FORWARDED_ENV if environ.get(k)}
+
+
+def deployment_options(
+    config: ServerConfig, options: RayOptions, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``serve.deployment`` (plain data, so tests and manifests can check them).
+
+    ``env``: environment variables every replica gets (``forwarded_env(os.environ)`` when deploying).
+    """
     check_device(config, options)
     max_ongoing = options.max_ongoing or config.max_queue
+    actor: dict[str, Any] = {"num_cpus": float(options.num_cpus), "num_gpus": options.gpus_for(config)}
+    if env:
+        actor["runtime_env"] = {"env_vars": dict(env)}
     out: dict[str, Any] = {
         "name": DEPLOYMENT_NAME,
-        "ray_actor_options": {"num_cpus": float(options.num_cpus), "num_gpus": options.gpus_for(config)},
+        "ray_actor_options": actor,
         "max_ongoing_requests": max_ongoing,
         # Beyond every replica's max_ongoing, Ray's own queue; bounded so overload ends in 503, not a hang.
         "max_queued_requests": max_ongoing * (options.max_replicas or options.replicas),
@@ -161,7 +182,13 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("Ray Serve (with --ray)")
     a = g.add_argument
     a("--ray", action="store_true", help="run on Ray Serve: a local cluster, or the one at $RAY_ADDRESS")
-    a("--replicas", dest="ray_replicas", type=int, default=None, help="replicas (autoscaling minimum); default 1")
+    a(
+        "--replicas",
+        dest="ray_replicas",
+        type=int,
+        default=None,
+        help="replicas (autoscaling minimum); default 1",
+    )
     a("--max-replicas", dest="ray_max_replicas", type=int, default=None, help="autoscale up to this many")
     a(
         "--target-ongoing",
@@ -170,17 +197,43 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="autoscaling target: requests in flight per replica (default: half of --max-ongoing)",
     )
-    a("--max-ongoing", dest="ray_max_ongoing", type=int, default=None, help="requests per replica (--max-queue)")
-    a("--num-gpus", dest="ray_num_gpus", type=float, default=None, help="GPUs per replica (1 on cuda, 0 on cpu)")
+    a(
+        "--max-ongoing",
+        dest="ray_max_ongoing",
+        type=int,
+        default=None,
+        help="requests per replica (--max-queue)",
+    )
+    a(
+        "--num-gpus",
+        dest="ray_num_gpus",
+        type=float,
+        default=None,
+        help="GPUs per replica (1 on cuda, 0 on cpu)",
+    )
     a("--num-cpus", dest="ray_num_cpus", type=float, default=None, help="CPUs per replica (default 1)")
-    a("--ray-address", dest="ray_address", default=None, help="Ray cluster to join (default $RAY_ADDRESS or new)")
+    a(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        help="Ray cluster to join (default $RAY_ADDRESS or new)",
+    )
 
 
 # --- builder args (serve run / serveConfigV2) ------------------------------------------------------
 
 
 def _convert(name: str, value: Any, hint: Any) -> Any:
-    """``value`` (often a string from ``serve run k=v``) as the type ``hint`` of field ``name``."""
+    """``value`` (often a string from ``serve run k=v``) as the type ``hint`` of field ``name``.
+
+    ``env:NAME`` stands for the environment variable ``NAME`` of the process building the app,
+    so secrets (a Redis URL with a password) can stay out of manifests.
+    """
+    if isinstance(value, str) and value.startswith("env:"):
+        var = value[len("env:") :]
+        if not os.environ.get(var):
+            raise ConfigError(f"builder arg {name}: {value!r} but ${var} is not set")
+        value = os.environ[var]
     args = typing.get_args(hint)
     optional = type(None) in args
     if optional:
@@ -228,7 +281,7 @@ def parse_builder_args(args: Mapping[str, Any]) -> tuple[ServerConfig, RayOption
     """Server and Ray settings from one mapping (``serve run ...:app voice=baker replicas=2``).
 
     Keys are field names of ``ServerConfig`` or ``RayOptions`` (``-`` may stand for ``_``);
-    values may be strings (``serve run``) or typed (YAML). Unknown keys raise ``ConfigError``
+    values may be strings (``serve run``) or typed (YAML), or ``env:NAME``. Unknown keys raise ``ConfigError``
     naming the key and listing the valid ones.
     """
     server_hints = typing.get_type_hints(ServerConfig)
@@ -245,4 +298,3 @@ def parse_builder_args(args: Mapping[str, Any]) -> tuple[ServerConfig, RayOption
             valid = sorted({*server_hints, *ray_hints})
             raise ConfigError(f"builder arg {raw_key!r} is unknown; valid: {', '.join(valid)}")
     return ServerConfig(**server), RayOptions(**ray)
-

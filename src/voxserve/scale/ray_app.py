@@ -16,8 +16,9 @@ when the engine stopped being ready, and Ray then replaces the replica. Shutdown
 routing to a stopping replica, waits up to ``graceful_shutdown_timeout_s`` for its requests in
 flight, then the app's lifespan drains and stops the engine (``engine.stop(drain=True)``).
 
-Shared state: pass ``cache=redis://...`` (and the registry's Redis URL) so that every replica
-sees the same cached audio and registered voices; per-replica memory caches are not shared.
+Shared state: ``cache=redis://...`` shares finished audio, and ``$VOXSERVE_VOICE_STORE=redis://...``
+(forwarded to every replica, see ``options.FORWARDED_ENV``) shares the voice registry, so a voice
+registered through one replica works on all. A memory cache or an SQLite store stays per replica.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from voxserve.errors import VoxserveError
-from voxserve.scale.options import RayOptions, deployment_options, parse_builder_args
+from voxserve.scale.options import RayOptions, deployment_options, forwarded_env, parse_builder_args
 from voxserve.server.config import ConfigError, ServerConfig
 
 if TYPE_CHECKING:
@@ -109,8 +110,13 @@ class VoxserveReplica:
         app = create_app(self.config, engine)
         app.add_middleware(ReplicaHeader, replica=self.replica)
         self.service = app.state.service
-        log.info("replica %s built (voice %s, %s on %s)", self.replica, self.config.voice, self.config.backend,
-                 self.config.device)
+        log.info(
+            "replica %s built (voice %s, %s on %s)",
+            self.replica,
+            self.config.voice,
+            self.config.backend,
+            self.config.device,
+        )
         return app
 
     async def check_health(self) -> None:
@@ -131,7 +137,8 @@ def build_app(config: ServerConfig, options: RayOptions | None = None) -> Any:
     from ray import serve
 
     options = options or RayOptions()
-    deployment = serve.deployment(serve.ingress()(VoxserveReplica), **deployment_options(config, options))
+    settings = deployment_options(config, options, forwarded_env(os.environ))
+    deployment = serve.deployment(serve.ingress()(VoxserveReplica), **settings)
     return deployment.bind(config, options.engine_factory)
 
 

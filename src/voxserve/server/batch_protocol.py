@@ -50,6 +50,7 @@ class BatchProgress(BaseModel):
 
     chapters_total: int = 0
     chapters_done: int = Field(0, description="chapters finished (rendered now or kept from an earlier run)")
+    chapters_skipped: int = Field(0, description="chapters an earlier run had finished (not rendered again)")
     sentences_total: int = 0
     sentences_done: int = 0
     audio_seconds: float = 0.0

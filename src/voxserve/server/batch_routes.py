@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from voxserve.server.batch_protocol import (
 from voxserve.server.config import ServerConfig
 from voxserve.server.errors import ERROR_RESPONSES
 from voxserve.server.serving import SpeechService
+from voxserve.server.zipstream import zip_stream
 
 log = logging.getLogger("voxserve.server")
 
@@ -192,7 +192,7 @@ def add_batch_routes(
         store, _ = jobs.ready()
         if status is not None and status not in STATES:
             raise InvalidInput(f"status must be one of {', '.join(STATES)}", param="status")
-        records = await asyncio.to_thread(store.list, limit + 1, status, after)
+        records = await asyncio.to_thread(store.list_jobs, limit + 1, status, after)
         return BatchList(data=[_job(r) for r in records[:limit]], has_more=len(records) > limit)
 
     @app.get(BATCHES_PATH + "/{batch_id}", response_model=BatchJob, dependencies=auth, responses=RESPONSES)
@@ -248,7 +248,7 @@ async def _read_submission(request: Request, config: ServerConfig) -> tuple[byte
         except ValidationError as e:
             raise RequestValidationError(e.errors()) from None
         data = req.input.encode("utf-8")
-        kind = req.input_format
+        kind: str = req.input_format
         name = req.name or f"input.{kind}"
         fields: BatchSettingsIn = req
     elif content_type == "multipart/form-data":
@@ -340,6 +340,7 @@ def _job(record: JobRecord) -> BatchJob:
     progress = BatchProgress(
         chapters_total=int(p.get("chapters_total", 0)),
         chapters_done=int(p.get("chapters_done", 0)),
+        chapters_skipped=int(p.get("chapters_skipped", 0)),
         sentences_total=total,
         sentences_done=done,
         audio_seconds=float(p.get("audio_seconds", 0.0)),
@@ -362,59 +363,6 @@ def _job(record: JobRecord) -> BatchJob:
         error=BatchError(message=record.error, code=record.error_code) if record.error else None,
         result_url=f"{BATCHES_PATH}/{record.id}/content" if record.status == DONE else None,
     )
-
-
-class _Sink:
-    """A write-only, unseekable file that hands what was written to a generator (zip streaming)."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.pos = 0
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        self.pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.pos
-
-    def flush(self) -> None:
-        pass
-
-    def drain(self) -> Iterator[bytes]:
-        parts, self.parts = self.parts, []
-        if parts:
-            yield b"".join(parts)
-
-
-_PACKED = {".srt", ".vtt", ".json", ".wav", ".pcm"}
-"""Suffixes worth deflating; compressed audio (mp3, opus, aac, flac) is stored as is."""
-
-
-def zip_stream(folder: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """The files under ``folder`` (temporary and hidden ones left out) as a zip, piece by piece.
-
-    A plain generator: Starlette iterates it in a worker thread, so file reads never block the loop.
-    """
-    sink = _Sink()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p.relative_to(folder)))
-    with zipfile.ZipFile(sink, "w") as zf:  # type: ignore[arg-type]
-        for path in files:
-            info = zipfile.ZipInfo.from_file(path, path.relative_to(folder).as_posix())
-            info.compress_type = (
-                zipfile.ZIP_DEFLATED if path.suffix.lower() in _PACKED else zipfile.ZIP_STORED
-            )
-            with path.open("rb") as src, zf.open(info, "w") as dst:
-                while block := src.read(chunk):
-                    dst.write(block)
-                    yield from sink.drain()
-            yield from sink.drain()
-    yield from sink.drain()
-
-
-def _hidden(rel: Path) -> bool:
-    return any(part.startswith(".") or part.endswith(".tmp") for part in rel.parts)
 
 
 def _request_body_doc() -> dict[str, Any]:

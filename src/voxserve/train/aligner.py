@@ -66,7 +66,9 @@ class Aligner(nn.Module):
         q, k = queries.transpose(1, 2), keys  # [B, F, C], [B, C, T]
         dist = q.pow(2).sum(-1, keepdim=True) + k.pow(2).sum(1, keepdim=True) - 2 * torch.bmm(q, k)
         scores = (-self.temperature * dist).masked_fill(~t_mask[:, None, :], _NEG)
-        log_attn = torch.log_softmax(scores, dim=-1) + beta_binomial_log_prior(lengths, mel_lengths, ids.size(1), mel.size(1))
+        log_attn = torch.log_softmax(scores, dim=-1) + beta_binomial_log_prior(
+            lengths, mel_lengths, ids.size(1), mel.size(1)
+        )
         # Renormalize over symbols after the prior (the prior alone is a distribution per frame).
         return torch.log_softmax(log_attn.masked_fill(~t_mask[:, None, :], _NEG), dim=-1)
 
@@ -97,20 +99,20 @@ def forward_sum_loss(
     log_attn: torch.Tensor, lengths: torch.Tensor, mel_lengths: torch.Tensor, blank_logprob: float = -1.0
 ) -> torch.Tensor:
     """Mean over items of -log P(visit symbols 1..T in order | frames), as CTC with a fixed blank."""
-    b, f, t = log_attn.shape
+    b, _, t = log_attn.shape
     t_mask = torch.arange(t, device=log_attn.device)[None, :] < lengths[:, None]
     scores = log_attn.masked_fill(~t_mask[:, None, :], _NEG)
     scores = F.pad(scores, (1, 0), value=blank_logprob)
     log_probs = torch.log_softmax(scores.float(), dim=-1).transpose(0, 1)  # [F, B, T+1]
     targets = torch.arange(1, t + 1, device=log_attn.device)[None, :].expand(b, t)
-    loss = F.ctc_loss(
-        log_probs, targets, mel_lengths, lengths, blank=0, reduction="none", zero_infinity=True
-    )
+    loss = F.ctc_loss(log_probs, targets, mel_lengths, lengths, blank=0, reduction="none", zero_infinity=True)
     return (loss / lengths.clamp_min(1)).mean()
 
 
 @torch.no_grad()
-def monotonic_search(log_attn: torch.Tensor, lengths: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
+def monotonic_search(
+    log_attn: torch.Tensor, lengths: torch.Tensor, mel_lengths: torch.Tensor
+) -> torch.Tensor:
     """Durations [B, T] int64 of the most likely monotonic path: every symbol ≥ 1 frame, in order.
 
     Viterbi over frames, vectorized over the batch and symbols (one small step per frame);

@@ -37,7 +37,10 @@ def part_files(directory: Path) -> list[Path]:
 
 
 def save(
-    directory: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], part_bytes: int = PART_BYTES
+    directory: str | Path,
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    part_bytes: int = PART_BYTES,
 ) -> list[Path]:
     """Write ``tensors`` and the JSON-able ``meta`` as parts in ``directory``, replacing any previous ones."""
     from safetensors.torch import save as st_save
@@ -75,7 +78,9 @@ def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     counts = {int(_PART.match(p.name).group(2)) for p in parts}  # type: ignore[union-attr]
     numbers = [int(_PART.match(p.name).group(1)) for p in parts]  # type: ignore[union-attr]
     if len(counts) != 1 or numbers != list(range(next(iter(counts)))):
-        raise InvalidInput(f"{directory}: checkpoint parts are incomplete or mixed: {[p.name for p in parts]}")
+        raise InvalidInput(
+            f"{directory}: checkpoint parts are incomplete or mixed: {[p.name for p in parts]}"
+        )
     blob = b"".join(p.read_bytes() for p in parts)
     try:
         (header_len,) = struct.unpack("<Q", blob[:8])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,16 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``run`` to the ``train`` subparsers ``sub``; returns the new parser."""
     p = sub.add_parser("run", help="train the cloning voice for a time budget (resumable)")
     p.add_argument("--corpus", required=True, help="corpus directory (voxserve train corpus)")
-    p.add_argument("--out", required=True, help="run directory: checkpoint parts, train.log, history.csv, curve.svg")
-    p.add_argument("--minutes", type=float, required=True, help="wall-clock budget; stops and checkpoints before it")
+    p.add_argument(
+        "--out", required=True, help="run directory: checkpoint parts, train.log, history.csv, curve.svg"
+    )
+    p.add_argument(
+        "--minutes", type=float, required=True, help="wall-clock budget; stops and checkpoints before it"
+    )
     p.add_argument("--resume", default=None, help="checkpoint directory to continue from (may equal --out)")
-    p.add_argument("--new-corpus", action="store_true", help="resume on a changed corpus, from its first batch")
+    p.add_argument(
+        "--new-corpus", action="store_true", help="resume on a changed corpus, from its first batch"
+    )
     p.add_argument("--size", default="base", help="model size for a new run: base (default) or tiny")
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -41,7 +46,9 @@ def add_export_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``export`` to the ``train`` subparsers ``sub``; returns the new parser."""
     p = sub.add_parser("export", help="checkpoint → fp16 inference weights (+ model card) for the clone pack")
     p.add_argument("checkpoint", help="run directory holding ckpt-II-of-NN.part files")
-    p.add_argument("--out", default=None, help="weights directory (default: the clone pack's, in the source tree)")
+    p.add_argument(
+        "--out", default=None, help="weights directory (default: the clone pack's, in the source tree)"
+    )
     p.add_argument("--card", default=None, help="also write the model card here (e.g. docs/models/clone.md)")
     p.set_defaults(train_func=export_command)
     return p
@@ -56,7 +63,7 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
     from voxserve.models.clone import SIZES
     from voxserve.train.data import load_corpus
     from voxserve.train.report import write_run_files
-    from voxserve.train.trainer import Trainer, TrainConfig
+    from voxserve.train.trainer import TrainConfig, Trainer
 
     if args.minutes <= 0:
         raise InvalidInput("--minutes must be positive", param="minutes")
@@ -113,14 +120,17 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def export_command(args: argparse.Namespace) -> dict[str, Any]:
-    """Export a checkpoint; prints where the files went."""
+    """Export a checkpoint; returns where the files went (the group's ``main`` prints it)."""
     from voxserve.packs.clone.convert import WEIGHTS_DIR
-    from voxserve.train.export import export
+    from voxserve.train.export import INFO_FILE, WEIGHTS_FILE, export
 
     out = Path(args.out) if args.out else WEIGHTS_DIR
     info = export(args.checkpoint, out, args.card)
-    sys.stdout.write(
-        f"wrote {out}/acoustic.safetensors ({info['weights_bytes'] / 2**20:.1f} MiB, step "
-        f"{info['training']['step']}) and acoustic.json" + (f"; model card {args.card}" if args.card else "") + "\n"
-    )
-    return info
+    return {
+        "weights": str(out / WEIGHTS_FILE),
+        "info": str(out / INFO_FILE),
+        "mib": round(info["weights_bytes"] / 2**20, 2),
+        "parameters": info["parameters"],
+        "step": info["training"]["step"],
+        "card": args.card,
+    }

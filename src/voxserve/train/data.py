@@ -146,7 +146,9 @@ class TrainData:
                         f"expected {len(m)} frames over {len(t)}"
                     )
             if u.speaker not in speakers or u.emotion not in emotions:
-                raise InvalidInput(f"corpus utterance {n}: unknown speaker {u.speaker!r} or emotion {u.emotion!r}")
+                raise InvalidInput(
+                    f"corpus utterance {n}: unknown speaker {u.speaker!r} or emotion {u.emotion!r}"
+                )
             c, v = continuous_log_f0(f0)
             toks.append(t)
             mels.append(m)
@@ -217,6 +219,12 @@ class TrainData:
         lo, hi = self.mel_range
         x = lo + self.mel.double() * ((hi - lo) / 255.0)
         return float(x.mean()), float(x.std().clamp_min(1e-3))
+
+    def mel_bin_means(self) -> torch.Tensor:
+        """[n_mels] mean log-mel of each bin over training frames (the decoder's starting output)."""
+        lo, hi = self.mel_range
+        codes = self.mel[self._train_frames()].float()
+        return lo + codes.mean(0) * ((hi - lo) / 255.0)
 
     def speaker_table(self) -> tuple[list[str], torch.Tensor]:
         """Names and unit mean d-vectors [S, D] of the speakers with training utterances, corpus order."""

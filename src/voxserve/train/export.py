@@ -66,7 +66,9 @@ def export(checkpoint_dir: str | Path, out_dir: str | Path, card: str | Path | N
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     if len(info["symbols"]) != config.n_vocab or len(info["emotions"]) != config.n_emotions:
-        raise InvalidInput(f"{checkpoint_dir}: symbols/emotions in the checkpoint do not match its model config")
+        raise InvalidInput(
+            f"{checkpoint_dir}: symbols/emotions in the checkpoint do not match its model config"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{WEIGHTS_FILE}.tmp"
@@ -74,7 +76,9 @@ def export(checkpoint_dir: str | Path, out_dir: str | Path, card: str | Path | N
     size = tmp.stat().st_size
     if size > MAX_BYTES:
         tmp.unlink()
-        raise InvalidInput(f"exported weights are {size / 2**20:.1f} MiB, over the {MAX_BYTES // 2**20} MiB limit")
+        raise InvalidInput(
+            f"exported weights are {size / 2**20:.1f} MiB, over the {MAX_BYTES // 2**20} MiB limit"
+        )
     os.replace(tmp, out / WEIGHTS_FILE)
     info["weights_bytes"] = size
     (out / INFO_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1) + "\n", "utf-8")

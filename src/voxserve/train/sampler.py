@@ -68,7 +68,9 @@ class BucketSampler:
         for i in order:
             f = int(self.n_frames[i])
             grown = max(longest, f)
-            if current and (grown * (len(current) + 1) > self.frames_per_batch or len(current) >= self.max_batch):
+            if current and (
+                grown * (len(current) + 1) > self.frames_per_batch or len(current) >= self.max_batch
+            ):
                 batches.append(np.array(current))
                 current, grown = [], f
             current.append(int(i))

@@ -104,11 +104,21 @@ class Trainer:
         ).to(self.device)
         self.params = [p for m in (self.model, self.aligner) for p in m.parameters()]
         self.optim = torch.optim.AdamW(
-            self.params, lr=train.lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=train.weight_decay, foreach=True
+            self.params,
+            lr=train.lr,
+            betas=(0.9, 0.98),
+            eps=1e-9,
+            weight_decay=train.weight_decay,
+            foreach=True,
         )
         speakers = data.speaker.cpu().numpy()
         self.sampler = BucketSampler(
-            data.n_frames, data.indices("train"), speakers, train.frames_per_batch, train.max_batch, train.seed
+            data.n_frames,
+            data.indices("train"),
+            speakers,
+            train.frames_per_batch,
+            train.max_batch,
+            train.seed,
         )
         self.speaker_names: list[str] = []
         self.pos = Position()
@@ -143,23 +153,33 @@ class Trainer:
         t.speaker_names = names
         with torch.no_grad():
             t.model.speaker_table.copy_(table.to(t.device))
+            # Start the decoder at the average spectrum, not at 0 (silence is about -11.5 in log-mel).
+            t.model.to_mel.bias.copy_(data.mel_bin_means().to(t.device))
         return t
 
     @classmethod
     def resume(
-        cls, directory: str | Path, data: TrainData, device: str | torch.device = "cpu", new_corpus: bool = False
+        cls,
+        directory: str | Path,
+        data: TrainData,
+        device: str | torch.device = "cpu",
+        new_corpus: bool = False,
     ) -> Trainer:
         """Continue the run checkpointed in ``directory``; ``new_corpus`` restarts the data stream on
         a changed corpus (weights and optimizer carry over), otherwise the corpus must be the same."""
         tensors, meta = ckpt.load(directory)
         if meta.get("version") != CHECKPOINT_VERSION:
-            raise InvalidInput(f"{directory}: checkpoint version {meta.get('version')} is not {CHECKPOINT_VERSION}")
+            raise InvalidInput(
+                f"{directory}: checkpoint version {meta.get('version')} is not {CHECKPOINT_VERSION}"
+            )
         if meta["corpus_fingerprint"] != data.fingerprint and not new_corpus:
             raise InvalidInput(
                 f"{directory}: checkpoint was trained on another corpus ({meta['corpus_fingerprint']} ≠ "
                 f"{data.fingerprint}); pass --new-corpus to continue on this one from its start"
             )
-        t = cls(data, Config.from_dict(meta["model_config"]), TrainConfig.from_dict(meta["train_config"]), device)
+        t = cls(
+            data, Config.from_dict(meta["model_config"]), TrainConfig.from_dict(meta["train_config"]), device
+        )
         t.model.load_state_dict(_prefixed(tensors, "model."), strict=True)
         t.aligner.load_state_dict(_prefixed(tensors, "aligner."), strict=True)
         t.optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
@@ -196,7 +216,9 @@ class Trainer:
             "optimizer": optim_rest,
             "corpus_fingerprint": self.data.fingerprint,
             "speakers": self.speaker_names,
-            "corpus": {k: m[k] for k in ("symbols", "emotions", "sample_rate", "hop_length", "n_mels") if k in m}
+            "corpus": {
+                k: m[k] for k in ("symbols", "emotions", "sample_rate", "hop_length", "n_mels") if k in m
+            }
             | {
                 "mel": m.get("mel", {}),
                 "sources": m.get("sources", {}),
@@ -282,8 +304,13 @@ class Trainer:
         self.model.eval()
         self.aligner.eval()
         sampler = BucketSampler(
-            self.data.n_frames, idx, self.data.speaker.cpu().numpy(), self.train.frames_per_batch,
-            self.train.max_batch, seed=0, jitter=0.0,
+            self.data.n_frames,
+            idx,
+            self.data.speaker.cpu().numpy(),
+            self.train.frames_per_batch,
+            self.train.max_batch,
+            seed=0,
+            jitter=0.0,
         )
         sums: dict[str, float] = {}
         n = 0
@@ -308,7 +335,8 @@ class Trainer:
         out = Path(out_dir)
         start = time.perf_counter()
         deadline = start + minutes * 60.0
-        save_cost, last_save = 5.0, start
+        save_cost, last_save = 1.0, start
+        margin = max(2.0, 0.01 * minutes * 60.0)
         step_times: list[float] = []
         window: dict[str, float] = {}
         window_frames, window_start, window_steps = 0.0, time.perf_counter(), 0
@@ -319,8 +347,10 @@ class Trainer:
             f"{sum(p.numel() for p in self.aligner.parameters())} aligner parameters on {self.device}"
         )
         while True:
+            # Room for one more step, the evaluation (forward passes only) and the final checkpoint.
             slowest = max(step_times[-20:], default=0.0)
-            if time.perf_counter() + 2 * slowest + 2 * save_cost + 5.0 > deadline:
+            reserve = (2 + self.train.eval_batches) * slowest + 2 * save_cost + margin
+            if time.perf_counter() + reserve > deadline:
                 break
             t0 = time.perf_counter()
             row = self.train_step()
@@ -347,7 +377,9 @@ class Trainer:
                 save_cost, last_save = time.perf_counter() - t1, time.perf_counter()
         evaluation = self.evaluate()
         if evaluation:
-            self.history.append({"step": float(self.step), "eval": 1.0} | {k: round(v, 5) for k, v in evaluation.items()})
+            self.history.append(
+                {"step": float(self.step), "eval": 1.0} | {k: round(v, 5) for k, v in evaluation.items()}
+            )
             log("eval " + _format(evaluation))
         files = self.save(out)
         wall = time.perf_counter() - start

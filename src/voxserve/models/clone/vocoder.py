@@ -43,7 +43,9 @@ class Config:
         for key in ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes"):
             object.__setattr__(self, key, tuple(int(v) for v in getattr(self, key)))
         object.__setattr__(
-            self, "resblock_dilation_sizes", tuple(tuple(int(v) for v in d) for d in self.resblock_dilation_sizes)
+            self,
+            "resblock_dilation_sizes",
+            tuple(tuple(int(v) for v in d) for d in self.resblock_dilation_sizes),
         )
 
     @classmethod

