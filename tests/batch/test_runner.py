@@ -178,3 +178,59 @@ def test_disk_full_is_a_clear_error(tts, tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     saved = json.loads((tmp_path / "manifest.json").read_text("utf-8"))
     assert [c["status"] for c in saved["chapters"]] == ["done", "pending"]
+
+
+def test_chapter_with_nothing_speakable_is_recorded_without_files(tts, tmp_path):
+    doc = Document("", (Chapter("", ("……",)), Chapter("", ("好。",))), "t")
+    report = run(tts, doc, tmp_path, speak_titles=False)
+    assert [c["status"] for c in report.manifest["chapters"]] == ["empty", "done"]
+    assert report.manifest["complete"] and not list(tmp_path.glob("chapter-001.*"))
+    assert run(tts, doc, tmp_path, speak_titles=False).chapters_skipped == 2
+
+
+def test_progress_speed_and_eta():
+    from voxserve.batch.runner import Progress
+
+    p = Progress(sentences_total=10, sentences_done=4, audio_seconds=20.0, wall_seconds=2.0)
+    assert p.speed == 10.0 and p.eta_seconds == pytest.approx(3.0)
+    assert Progress(sentences_total=10).eta_seconds is None
+
+
+@pytest.mark.gpu
+def test_cuda_job_reports_gpu_utilization(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("pynvml")
+    doc = Document("", (Chapter("一", ("今天天气很好。" * 20,)),), "t")
+    job = BatchJob(doc, tmp_path, BatchSettings(format="wav", batch_size=64), backend="cuda", device="cuda")
+    report = job.run()
+    assert report.manifest["complete"] and report.gpu is not None and report.gpu["samples"] >= 1
+    assert 0 <= report.gpu["util_mean"] <= 100
+
+
+def test_nvml_sampler_with_a_fake_nvml(monkeypatch):
+    import sys
+    import types
+
+    from voxserve.batch.gpu import NvmlSampler
+
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlShutdown=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetName=lambda h: b"Fake GPU",
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=42),
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=3 * 2**20),
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.current_device", lambda: 0)
+    with NvmlSampler("cuda", interval=0.01) as sampler:
+        pass
+    summary = sampler.summary()
+    assert summary is not None and summary["device"] == "Fake GPU" and summary["samples"] >= 2
+    assert summary["util_mean"] == 42 and summary["memory_peak_mb"] == 3.0
+    with NvmlSampler("cpu") as cpu:
+        pass
+    assert cpu.summary() is None

@@ -67,6 +67,17 @@ def test_manifest_errors_are_clear(tmp_path, eval_dir):
         load_manifest(tmp_path)
     voices, sentences = load_manifest(eval_dir)
     assert [v.name for v in voices] == ["held_0", "held_1"] and sentences["en"] == ["Hello."]
+    # Without a manifest, each audio file named <voice>_<lang> is a voice.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("blend_003_zh.wav", "piper_joe_en.wav"):
+        (bare / name).write_bytes(_clip(150.0))
+    voices, sentences = load_manifest(bare)
+    assert [(v.name, v.kind, v.lang) for v in voices] == [
+        ("blend_003_zh", "blend", "zh"),
+        ("piper_joe_en", "teacher", "en"),
+    ]
+    assert len(sentences["zh"]) == 5
 
 
 def test_every_emotion_has_an_intended_direction():

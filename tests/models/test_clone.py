@@ -50,7 +50,7 @@ def test_config_round_trip_and_errors_name_the_key():
         Config.from_dict({"hiden": 3})
     with pytest.raises(PackError, match="'encoder_heads'"):
         Config.from_dict({"hidden": 30, "encoder_heads": 4})
-    with pytest.raises(PackError, match="x.json.*'pitch_stats'"):
+    with pytest.raises(PackError, match=r"x\.json.*'pitch_stats'"):
         Config.from_dict({"pitch_stats": [5.0, 0.0]}, where="x.json")
     with pytest.raises(PackError, match="'neutral_emotion'"):
         Config.from_dict({"neutral_emotion": 7})
@@ -68,7 +68,13 @@ def test_each_item_equals_its_unbatched_output(model):
         out = model(ids, lengths, Controls.neutral(3), speaker, style)
         for i in range(3):
             n = int(lengths[i])
-            one = model(ids[i : i + 1, :n], lengths[i : i + 1], Controls.neutral(1), speaker[i : i + 1], style[i : i + 1])
+            one = model(
+                ids[i : i + 1, :n],
+                lengths[i : i + 1],
+                Controls.neutral(1),
+                speaker[i : i + 1],
+                style[i : i + 1],
+            )
             f = int(one.mel_lengths[0])
             assert int(out.mel_lengths[i]) == f
             assert torch.equal(out.durations[i, :n], one.durations[0])

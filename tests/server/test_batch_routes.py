@@ -20,7 +20,14 @@ MAX_UPLOAD = 8192
 
 
 def _app(tmp, tts, make_engine, **changes):
-    settings = {"ui": False, "api_keys": (), "jobs_dir": str(tmp), "max_upload_bytes": MAX_UPLOAD, **changes}
+    settings = {
+        "ui": False,
+        "api_keys": (),
+        "jobs": True,
+        "jobs_dir": str(tmp),
+        "max_upload_bytes": MAX_UPLOAD,
+    }
+    settings.update(changes)
     config = ServerConfig(**settings)
     app = create_app(config, engine=make_engine(tts, config))
     app.state.batch_jobs.make_tts = lambda: tts  # share the session's loaded voice

@@ -304,3 +304,18 @@ def test_odd_ids_are_refused(client, app, method, path, status):
     r = getattr(client, method)(path)
     assert r.status_code == status, r.text[:300]
     assert registered(app) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("put", "/v1/audio/voices", "GET, POST"),
+        ("options", "/v1/audio/voices", "GET, POST"),
+        ("patch", "/v1/audio/voices/voice_0123456789ab", "GET, DELETE"),
+        ("post", "/v1/audio/voices/voice_0123456789ab", "GET, DELETE"),
+        ("head", "/v1/audio/voices/voice_0123456789ab", "GET, DELETE"),
+    ],
+)
+def test_other_methods_get_405_with_every_allowed_method(client, method, path, allow):
+    r = getattr(client, method)(path)
+    assert r.status_code == 405 and r.headers["allow"] == allow

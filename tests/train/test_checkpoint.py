@@ -61,3 +61,12 @@ def test_optimizer_state_flattens_and_restores():
     opt2.load_state_dict(ckpt.unflatten_optimizer(tensors, rest))
     a, b = opt.state_dict()["state"][0], opt2.state_dict()["state"][0]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_single_file_round_trip_and_errors(tmp_path):
+    path = ckpt.save_single(tmp_path / "light.safetensors", _tensors(), {"step": 4})
+    tensors, meta = ckpt.load_single(path)
+    assert meta == {"step": 4} and torch.equal(tensors["model.w"], _tensors()["model.w"])
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(InvalidInput, match="not a light training checkpoint"):
+        ckpt.load_single(tmp_path / "junk.safetensors")

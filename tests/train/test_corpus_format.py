@@ -40,12 +40,26 @@ def test_round_trip_across_shards(tmp_path):
             d = np.ones(5 + i, np.int32)
             d[-1] = 20 + 3 * i - (4 + i)
             u["durations"] = d
-        rec = {"id": f"u{i}", "speaker": f"s{i % 2}", "emotion": "开心", "lang": "zh", "text": f"句子{i}", "split": "train"}
+        rec = {
+            "id": f"u{i}",
+            "speaker": f"s{i % 2}",
+            "emotion": "开心",
+            "lang": "zh",
+            "text": f"句子{i}",
+            "split": "train",
+        }
         writer.add(rec, u["tokens"], quantize_mel(u["logmel"]), u["f0"], u["dvector"], u["durations"])
         utts.append(u)
-    speakers = [{"name": "s0", "teacher": "t", "lang": "zh", "held_out": False}, {"name": "s1", "teacher": "t", "lang": "zh", "held_out": True}]
+    speakers = [
+        {"name": "s0", "teacher": "t", "lang": "zh", "held_out": False},
+        {"name": "s1", "teacher": "t", "lang": "zh", "held_out": True},
+    ]
     writer.finish(["a", "b"], speakers, ["普通", "开心"], {"x": "y"}, {"n_fft": 1024})
-    assert sorted(p.name for p in tmp_path.glob("shard_*")) == ["shard_000.safetensors", "shard_001.safetensors", "shard_002.safetensors"]
+    assert sorted(p.name for p in tmp_path.glob("shard_*")) == [
+        "shard_000.safetensors",
+        "shard_001.safetensors",
+        "shard_002.safetensors",
+    ]
 
     corpus = Corpus.open(tmp_path)
     assert len(corpus) == 7
@@ -72,7 +86,9 @@ def test_quantization_clips_and_inverts():
     x = np.array([[-20.0, MEL_QUANT["min"], 0.0, MEL_QUANT["max"], 9.0]], np.float32)
     codes = quantize_mel(x)
     assert codes.dtype == np.uint8
-    assert codes.tolist() == [[0, 0, round(-MEL_QUANT["min"] / (MEL_QUANT["max"] - MEL_QUANT["min"]) * 255), 255, 255]]
+    assert codes.tolist() == [
+        [0, 0, round(-MEL_QUANT["min"] / (MEL_QUANT["max"] - MEL_QUANT["min"]) * 255), 255, 255]
+    ]
     assert dequantize_mel(codes)[0, 1] == pytest.approx(MEL_QUANT["min"])
 
 
@@ -89,7 +105,7 @@ def test_writer_rejects_inconsistent_items(tmp_path):
 
 
 def test_open_names_the_problem(tmp_path):
-    with pytest.raises(PackError, match="meta.json"):
+    with pytest.raises(PackError, match=r"meta\.json"):
         Corpus.open(tmp_path)
     write_tiny_corpus(tmp_path, n=4)
     meta = json.loads((tmp_path / "meta.json").read_text("utf-8"))
@@ -106,7 +122,9 @@ def test_resume_keeps_flushed_shards(tmp_path):
     rec = {"id": "new", "speaker": "tiny_a", "emotion": "普通", "lang": "zh", "text": "t", "split": "train"}
     writer.add(rec, np.arange(3), np.zeros((6, 80), np.uint8), np.zeros(6), np.ones(256) / 16, None)
     assert not (tmp_path / "meta.json").exists()  # reopened: unfinished until finish()
-    writer.finish(["a"], [{"name": "tiny_a", "teacher": "t", "lang": "zh", "held_out": False}], ["普通"], {}, {})
+    writer.finish(
+        ["a"], [{"name": "tiny_a", "teacher": "t", "lang": "zh", "held_out": False}], ["普通"], {}, {}
+    )
     corpus = Corpus.open(tmp_path)
     assert len(corpus) == 11 and corpus.records[-1]["shard"] == 3 and corpus[10].id == "new"
 

@@ -18,7 +18,7 @@ from voxserve.packs.pack import Pack
 from voxserve.train.corpus.format import write_tiny_corpus
 from voxserve.train.data import load_corpus
 from voxserve.train.export import export
-from voxserve.train.trainer import Trainer, TrainConfig
+from voxserve.train.trainer import TrainConfig, Trainer
 
 PACK = "clone-test"
 
@@ -27,7 +27,9 @@ PACK = "clone-test"
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     write_tiny_corpus(root / "corpus", n=18)
-    trainer = Trainer.create(load_corpus(root / "corpus"), TINY, TrainConfig(frames_per_batch=240, max_batch=6))
+    trainer = Trainer.create(
+        load_corpus(root / "corpus"), TINY, TrainConfig(frames_per_batch=240, max_batch=6)
+    )
     for _ in range(3):
         trainer.train_step()
     trainer.save(root / "run")
@@ -36,7 +38,7 @@ def exported(tmp_path_factory):
 
 
 def test_export_writes_fp16_inference_weights_and_a_card(exported):
-    root, info, trainer = exported
+    root, _, trainer = exported
     state = load_file(str(root / "weights" / "acoustic.safetensors"))
     assert all(v.dtype == torch.float16 for v in state.values())
     assert state.keys() == trainer.model.state_dict().keys()  # no aligner, no optimizer
@@ -65,7 +67,9 @@ def test_pack_builds_and_speaks_a_cloned_voice_through_tts(exported, tmp_path, m
 
     rng = np.random.default_rng(0)
     voices = {
-        f"voice_{i}": Speaker(PACK, embedding=(v / np.linalg.norm(v)).astype(np.float32), voice_id=f"voice_{i}")
+        f"voice_{i}": Speaker(
+            PACK, embedding=(v / np.linalg.norm(v)).astype(np.float32), voice_id=f"voice_{i}"
+        )
         for i, v in enumerate(rng.normal(size=(2, 256)))
     }
 
@@ -95,6 +99,26 @@ def test_pack_refuses_missing_or_mismatched_weights(exported, tmp_path):
     with pytest.raises(PackError, match="does not match"):
         convert.convert_clone(tmp_path / "p", bad, vocoder=tiny_vocoder())
     assert not (tmp_path / "p").exists()
+
+
+def test_export_reads_a_light_checkpoint_too(exported, tmp_path):
+    root, _, trainer = exported
+    trainer.save_light(tmp_path / "light.safetensors")
+    info = export(tmp_path / "light.safetensors", tmp_path / "w")
+    a = load_file(str(tmp_path / "w" / "acoustic.safetensors"))
+    b = load_file(str(root / "weights" / "acoustic.safetensors"))
+    assert info["training"]["step"] == 3 and all(torch.equal(a[k], b[k]) for k in b)
+
+
+def test_store_offers_the_clone_voice_once_weights_exist(exported, monkeypatch):
+    from voxserve.packs import store
+
+    root, _, _ = exported
+    monkeypatch.setenv(convert.WEIGHTS_ENV, str(root / "missing"))
+    assert "clone" not in store.available()
+    monkeypatch.setenv(convert.WEIGHTS_ENV, str(root / "weights"))
+    assert "clone" in store.available()
+    assert convert.version().startswith(f"{convert.CONVERTER_VERSION}-")
 
 
 def test_export_refuses_a_missing_checkpoint(tmp_path):

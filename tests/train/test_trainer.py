@@ -13,9 +13,11 @@ from voxserve.errors import InvalidInput
 from voxserve.models.clone import TINY
 from voxserve.train.corpus.format import write_tiny_corpus
 from voxserve.train.data import load_corpus
-from voxserve.train.trainer import Trainer, TrainConfig
+from voxserve.train.trainer import TrainConfig, Trainer
 
-TRAIN = TrainConfig(frames_per_batch=240, max_batch=6, warmup_steps=5, lr=3e-3, bin_loss_start=10, log_every=5)
+TRAIN = TrainConfig(
+    frames_per_batch=240, max_batch=6, warmup_steps=5, lr=3e-3, bin_loss_start=10, log_every=5
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,26 @@ def test_resume_continues_exactly(data, tmp_path):
         assert ka == kb and torch.equal(va, vb)
 
 
+def test_light_checkpoint_carries_weights_and_position_with_a_fresh_optimizer(data, tmp_path):
+    t = Trainer.create(data, TINY, TRAIN)
+    for _ in range(8):
+        t.train_step()
+    light = t.save_light(tmp_path / "light.safetensors")
+    t.save(tmp_path / "exact")
+    exact_bytes = sum(p.stat().st_size for p in (tmp_path / "exact").iterdir())
+    assert light.stat().st_size < exact_bytes / 3
+    r = Trainer.resume(light, data)
+    assert (r.step, r.pos, r.speaker_names) == (8, t.pos, t.speaker_names)
+    for k, v in t.model.state_dict().items():
+        torch.testing.assert_close(r.model.state_dict()[k], v.half().float())
+    assert not r.optim.state  # fresh moments
+    assert r.lr_at(8) < 0.01 * t.lr_at(8)  # the learning rate ramps up again
+    assert r.lr_at(8 + TRAIN.rewarm_steps) == pytest.approx(t.lr_at(8 + TRAIN.rewarm_steps))
+    assert np.isfinite(r.train_step()["total"])
+    r.save(tmp_path / "again")  # the ramp survives an exact checkpoint
+    assert Trainer.resume(tmp_path / "again", data).rewarm_from == 8
+
+
 def test_resume_refuses_another_corpus_unless_told(data, corpus_dir, tmp_path):
     t = Trainer.create(data, TINY, TRAIN)
     t.train_step()
@@ -112,7 +134,7 @@ def test_cli_runs_in_a_budget_and_resumes(corpus_dir, tmp_path, capsys):
     args = build_parser().parse_args(["train", "run", *common, "--size", "tiny", "--frames-per-batch", "240"])
     first = args.train_func(args)
     names = {p.name for p in out.iterdir()}
-    assert {"train.log", "history.csv", "curve.svg", "summary.json"} <= names
+    assert {"train.log", "history.csv", "curve.svg", "summary.json", "light.safetensors"} <= names
     assert any(n.startswith("ckpt-00-of-") for n in names)
     args = build_parser().parse_args(["train", "run", *common, "--resume", str(out)])
     second = args.train_func(args)

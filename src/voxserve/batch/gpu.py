@@ -50,18 +50,27 @@ class NvmlSampler:
         self._thread.start()
         return self
 
+    def _sample(self) -> bool:
+        """Record one sample; False once NVML fails (then sampling stops, keeping what it has)."""
+        try:
+            util = int(self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu)
+            used = int(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used)
+        except Exception:  # pynvml.NVMLError
+            return False
+        self._util.append(util)
+        self._mem.append(used)
+        return True
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self._util.append(int(self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu))
-                self._mem.append(int(self._nvml.nvmlDeviceGetMemoryInfo(self._handle).used))
-            except Exception:  # NVMLError: stop sampling, keep what we have
-                return
+        # First sample at once and a last one at exit, so even a short job has some.
+        while self._sample() and not self._stop.wait(self.interval):
+            pass
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+            self._sample()
         if self._nvml is not None:
             with contextlib.suppress(Exception):  # shutting NVML down is best effort
                 self._nvml.nvmlShutdown()

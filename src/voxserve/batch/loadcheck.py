@@ -6,7 +6,7 @@ waits until the job renders, runs the same level again while the job runs, and c
 job (``--keep-job`` leaves it). The report puts both levels side by side with the job's
 progress during the loaded run (sentences rendered, audio seconds), so both halves of the
 contract show: interactive TTFA (p50/p95/p99 against ``--slo-ms``) and a job that still moves
-when the server has gaps. It measures a server; it does not start one.
+when the server has gaps. It measures a server started with ``--jobs``; it does not start one.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A chapter counts as finished when the manifest has an entry for its index whose ``hash`` equals
 the chapter's current hash (its title and text plus the job's settings fingerprint) and whose
-files exist with the recorded SHA-256. Files are written to a temporary name in the same directory,
+files exist with the recorded SHA-256 (status "done"), or that has nothing speakable (status
+"empty": no files are written for it). Files are written to a temporary name in the same directory,
 flushed to disk, then renamed over the final name, so a crash leaves either the old file or the new
 one; the manifest is rewritten the same way after every finished chapter. A crash therefore loses
 at most the chapter being rendered.
@@ -94,7 +95,11 @@ def save(out_dir: Path, manifest: dict[str, Any]) -> None:
 
 def finished(entry: dict[str, Any] | None, out_dir: Path, expected_hash: str) -> bool:
     """Whether ``entry`` describes a finished chapter with this hash whose files are intact."""
-    if not entry or entry.get("status") != "done" or entry.get("hash") != expected_hash:
+    if not entry or entry.get("hash") != expected_hash:
+        return False
+    if entry.get("status") == "empty":  # nothing speakable: no files to check
+        return True
+    if entry.get("status") != "done":
         return False
     audio = entry.get("audio") or {}
     if not audio.get("path") or file_sha256(out_dir / audio["path"]) != audio.get("sha256"):

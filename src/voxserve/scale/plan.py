@@ -148,6 +148,6 @@ def main(args: argparse.Namespace) -> list[Plan]:
         print(json.dumps(out if args.gpu is None else out[0], indent=1))
     else:
         print("\n\n".join(describe(p, t) for p, t in zip(plans, chosen, strict=True)))
-        for e in refused:
-            print(f"\nnot planned: {e}")
+        for why in refused:
+            print(f"\nnot planned: {why}")
     return plans

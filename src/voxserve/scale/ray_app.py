@@ -138,7 +138,7 @@ def build_app(config: ServerConfig, options: RayOptions | None = None) -> Any:
 
     options = options or RayOptions()
     settings = deployment_options(config, options, forwarded_env(os.environ))
-    deployment = serve.deployment(serve.ingress()(VoxserveReplica), **settings)
+    deployment: Any = serve.deployment(serve.ingress()(VoxserveReplica), **settings)
     return deployment.bind(config, options.engine_factory)
 
 
@@ -164,7 +164,11 @@ def serve_ray(config: ServerConfig, options: RayOptions) -> None:
     if config.port == 0:
         raise ConfigError("--port 0: Ray Serve's proxy needs a fixed port")
     app_ = build_app(config, options)  # validates before any cluster starts
-    ray.init(address=options.address, ignore_reinit_error=True, logging_level=config.log_level.upper())
+    ray.init(
+        address=options.address,
+        ignore_reinit_error=True,
+        logging_level=logging.getLevelName(config.log_level.upper()),
+    )
     own_cluster = options.address is None and not os.environ.get("RAY_ADDRESS")
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}

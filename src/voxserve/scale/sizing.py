@@ -174,7 +174,7 @@ def load_tables(directory: str | Path | None = None) -> dict[str, SizingTable]:
     directory = Path(directory) if directory is not None else default_tables_dir()
     if not directory.is_dir():
         raise SizingError(f"no sizing tables at {directory} (set ${TABLES_ENV} or pass --tables)")
-    tables = {}
+    tables: dict[str, SizingTable] = {}
     for path in sorted(directory.glob("*.json")):
         table = load_table(path)
         if table.gpu in tables:

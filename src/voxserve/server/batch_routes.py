@@ -33,6 +33,7 @@ from starlette.datastructures import UploadFile
 
 from voxserve.batch.jobs import DONE, STATES, JobRecord, JobsBusy, JobStateError, JobStore
 from voxserve.batch.worker import JobWorker, RunJob, run_batch_job
+from voxserve.engine.interface import ShuttingDown
 from voxserve.errors import InvalidInput, NotFound, VoxserveError
 from voxserve.server.batch_protocol import (
     BatchDeleted,
@@ -76,10 +77,15 @@ class JobsUnavailable(VoxserveError):
     code = "jobs_unavailable"
 
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
+_ALL_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     409: {"model": ERROR_RESPONSES[400]["model"], "description": "the job is not in a state that allows it"},
 }
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI error responses of one route (401 always: keys may be configured)."""
+    return {k: _ALL_ERRORS[k] for k in sorted({401, 503, *statuses})}
 
 
 class BatchJobs:
@@ -95,6 +101,7 @@ class BatchJobs:
         self.store: JobStore | None = None
         self.worker: JobWorker | None = None
         self.unavailable = "batch jobs are starting"
+        self.stopping = False
 
     def _make_tts(self) -> Any:
         from voxserve.engine.tts import TTS
@@ -123,14 +130,14 @@ class BatchJobs:
 
     async def stop(self) -> None:
         """Stop the worker (its job goes back to the queue) and close the store."""
-        self.unavailable = "batch jobs are stopping"
+        self.unavailable, self.stopping = "batch jobs are stopping", True
         if self.worker is not None:
             await asyncio.to_thread(self.worker.stop, self.config.drain_timeout_s)
         if self.store is not None:
             self.store.close()
 
     def ready(self) -> tuple[JobStore, JobWorker]:
-        if self.store is None or self.worker is None or self.unavailable == "batch jobs are stopping":
+        if self.store is None or self.worker is None or self.stopping:
             raise JobsUnavailable(self.unavailable)
         return self.store, self.worker
 
@@ -169,12 +176,14 @@ def add_batch_routes(
         status_code=202,
         response_model=BatchJob,
         dependencies=auth,
-        responses=RESPONSES,
+        responses=_errors(400, 404, 413, 415),
         openapi_extra={"requestBody": _request_body_doc()},
     )
     async def create_batch(request: Request) -> JSONResponse:
         """Queue a document for synthesis: JSON text, or a multipart upload of a .txt, .md or .epub file."""
         store, worker = jobs.ready()
+        if service.draining:
+            raise ShuttingDown("the server is shutting down; submit the job again after it restarts")
         data, name, kind, settings = await _read_submission(request, config)
         await asyncio.to_thread(_check_document, data, kind, name, settings)
         record = await asyncio.to_thread(store.create, data, name, kind, settings)
@@ -182,7 +191,7 @@ def add_batch_routes(
         body = _job(record).model_dump(mode="json")
         return JSONResponse(body, status_code=202, headers={"Location": f"{BATCHES_PATH}/{record.id}"})
 
-    @app.get(BATCHES_PATH, response_model=BatchList, dependencies=auth, responses=RESPONSES)
+    @app.get(BATCHES_PATH, response_model=BatchList, dependencies=auth, responses=_errors(400, 404))
     async def list_batches(
         limit: int = Query(20, ge=1, le=100),
         after: str | None = Query(None, description="a job id: list jobs created before it"),
@@ -195,7 +204,7 @@ def add_batch_routes(
         records = await asyncio.to_thread(store.list_jobs, limit + 1, status, after)
         return BatchList(data=[_job(r) for r in records[:limit]], has_more=len(records) > limit)
 
-    @app.get(BATCHES_PATH + "/{batch_id}", response_model=BatchJob, dependencies=auth, responses=RESPONSES)
+    @app.get(BATCHES_PATH + "/{batch_id}", response_model=BatchJob, dependencies=auth, responses=_errors(404))
     async def get_batch(batch_id: str) -> BatchJob:
         """A job's status and progress."""
         store, _ = jobs.ready()
@@ -205,7 +214,10 @@ def add_batch_routes(
         BATCHES_PATH + "/{batch_id}/content",
         response_class=StreamingResponse,
         dependencies=auth,
-        responses={200: {"content": {"application/zip": {}}, "description": "the results"}, **RESPONSES},
+        responses={
+            200: {"content": {"application/zip": {}}, "description": "the results"},
+            **_errors(404, 409),
+        },
     )
     async def batch_content(batch_id: str) -> StreamingResponse:
         """A done job's files (chapters, subtitles, manifest.json) as one zip, streamed."""
@@ -222,7 +234,7 @@ def add_batch_routes(
         BATCHES_PATH + "/{batch_id}",
         response_model=BatchJob | BatchDeleted,
         dependencies=auth,
-        responses=RESPONSES,
+        responses=_errors(404),
     )
     async def delete_batch(batch_id: str) -> BatchJob | BatchDeleted:
         """Cancel a queued or running job; delete a finished one (record and files)."""

@@ -77,8 +77,9 @@ class ServerConfig:
     """Accept OpenAI's voice names (alloy, nova...) as the default voice, so unchanged clients work."""
     log_level: str = "info"
     """Log level of the server and uvicorn."""
-    jobs: bool = True
-    """Serve batch synthesis jobs at ``/v1/audio/batches`` and run them in the background."""
+    jobs: bool = False
+    """Serve batch synthesis jobs at ``/v1/audio/batches`` and run them in the background (opt-in:
+    it stores uploads on disk and spends compute between interactive requests)."""
     jobs_dir: str | None = None
     """Where batch jobs live (SQLite database, inputs, outputs); None: ``$VOXSERVE_HOME/jobs``."""
     max_upload_bytes: int = 32 * 1024 * 1024
@@ -173,7 +174,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--drain-timeout", dest="drain_timeout_s", type=float, default=None, help="SIGTERM grace, s (30)")
     a("--no-ui", dest="ui", action="store_false", default=None, help="do not mount the web UI")
     a("--log-level", default=None, choices=["debug", "info", "warning", "error"], help="log level")
-    a("--no-jobs", dest="jobs", action="store_false", default=None, help="do not serve batch jobs")
+    a("--jobs", action="store_true", default=None, help="serve batch synthesis jobs (/v1/audio/batches)")
     a("--jobs-dir", default=None, help="batch jobs directory (default $VOXSERVE_HOME/jobs)")
     a("--max-upload-bytes", type=int, default=None, help="largest batch document (default 33554432)")
     a("--jobs-slice-ms", type=float, default=None, help="batch work between interactive checks, ms (50)")

@@ -143,7 +143,8 @@ class VoiceInfo(BaseModel):
     gender: str | None = None
     emotions: list[str] = Field(default_factory=list, description="emotion labels it accepts")
     instructions: bool = Field(
-        False, description="free-text instructions steer its style as a prompt (EmotiVoice), not only emotion"
+        default=False,
+        description="free-text instructions steer its style as a prompt (EmotiVoice), not only emotion",
     )
     sample_rate: int | None = None
     default: bool = False

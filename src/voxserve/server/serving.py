@@ -326,8 +326,12 @@ class SpeechService:
                 info = info.model_copy(update=facts)
                 if name in served and cfg.speaker_input == "table":
                     speakers.extend(
-                        VoiceInfo(
-                            id=f"{name}:{s}", name=s, default=f"{name}:{s}" == self.config.voice, **facts
+                        info.model_copy(
+                            update={
+                                "id": f"{name}:{s}",
+                                "name": s,
+                                "default": f"{name}:{s}" == self.config.voice,
+                            }
                         )
                         for s in cfg.speakers
                     )

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, File, Form, Path, UploadFile
+from fastapi import FastAPI, File, Form, Path, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 from starlette.middleware import Middleware
 
@@ -31,7 +31,7 @@ from voxserve.cloning.registry import VoiceRegistry, open_registry
 from voxserve.cloning.store import StoreError, VoiceRecord
 from voxserve.errors import InvalidInput
 from voxserve.server.config import ServerConfig
-from voxserve.server.errors import ERROR_RESPONSES
+from voxserve.server.errors import ERROR_RESPONSES, error_response
 from voxserve.server.guard import Receive, RequestGuard, Scope, Send, send_error
 from voxserve.server.protocol import ErrorResponse, VoiceInfo
 from voxserve.server.serving import SpeechService
@@ -99,7 +99,7 @@ class VoiceUploadGuard(RequestGuard):
         self.upload_path, self.upload_limit = upload_path, upload_limit
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
-        if scope.get("path") != self.upload_path:
+        if scope.get("path") != self.upload_path or scope.get("method") != "POST":
             return await super()._read_body(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1")
@@ -156,8 +156,9 @@ class VoiceUploadGuard(RequestGuard):
 def _install_upload_guard(app: FastAPI, limit: int) -> None:
     for i, entry in enumerate(app.user_middleware):
         if entry.cls is RequestGuard:
+            guard: Any = VoiceUploadGuard  # same arguments as the RequestGuard it replaces, plus two
             app.user_middleware[i] = Middleware(
-                VoiceUploadGuard, *entry.args, upload_path=VOICES_PATH, upload_limit=limit, **entry.kwargs
+                guard, *entry.args, upload_path=VOICES_PATH, upload_limit=limit, **entry.kwargs
             )
             return
     raise RuntimeError("voice routes need the server's RequestGuard middleware to be installed first")
@@ -238,4 +239,18 @@ def add_voice_routes(
         await asyncio.to_thread(registry.delete, voice_id)
         return VoiceDeleted(id=voice_id)
 
+    _refuse_other_methods(app, VOICES_PATH, ("GET", "POST"))
+    _refuse_other_methods(app, VOICES_PATH + "/{voice_id}", ("GET", "DELETE"))
     return registry
+
+
+def _refuse_other_methods(app: FastAPI, path: str, allowed: tuple[str, ...]) -> None:
+    """405 with ``Allow`` naming every method of ``path``: Starlette's own 405 names only the first
+    route that matched the path, and GET and DELETE here are separate routes."""
+    # FastAPI routes do not answer HEAD on GET routes, so HEAD is refused here too.
+    others = [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS") if m not in allowed]
+
+    @app.api_route(path, methods=others, include_in_schema=False)
+    async def method_not_allowed(request: Request) -> Response:
+        message = f"{request.method} is not allowed on {path}; use {' or '.join(allowed)}"
+        return error_response(405, message, None, "method_not_allowed", {"Allow": ", ".join(allowed)})

@@ -94,6 +94,33 @@ def load(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tensors, meta
 
 
+def save_single(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """One safetensors file with ``meta`` in its header (a light checkpoint); written atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    state = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    save_file(state, str(tmp), metadata={_META_KEY: json.dumps(meta, ensure_ascii=False)})
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def load_single(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by :func:`save_single`; InvalidInput when it is not one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})[_META_KEY])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    except Exception as e:  # missing file, not safetensors, or no training header
+        raise InvalidInput(f"{path}: not a light training checkpoint ({type(e).__name__}: {e})") from e
+    return tensors, meta
+
+
 def flatten_optimizer(state: dict[str, Any], prefix: str = "optim") -> tuple[dict[str, torch.Tensor], Any]:
     """An optimizer ``state_dict`` → (tensors by flat name, the JSON-able rest)."""
     tensors: dict[str, torch.Tensor] = {}

@@ -26,7 +26,11 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--minutes", type=float, required=True, help="wall-clock budget; stops and checkpoints before it"
     )
-    p.add_argument("--resume", default=None, help="checkpoint directory to continue from (may equal --out)")
+    p.add_argument(
+        "--resume",
+        default=None,
+        help="run directory to continue from exactly (may equal --out), or a light checkpoint file",
+    )
     p.add_argument(
         "--new-corpus", action="store_true", help="resume on a changed corpus, from its first batch"
     )
@@ -45,7 +49,7 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
 def add_export_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``export`` to the ``train`` subparsers ``sub``; returns the new parser."""
     p = sub.add_parser("export", help="checkpoint → fp16 inference weights (+ model card) for the clone pack")
-    p.add_argument("checkpoint", help="run directory holding ckpt-II-of-NN.part files")
+    p.add_argument("checkpoint", help="run directory (ckpt-II-of-NN.part files) or a light checkpoint file")
     p.add_argument(
         "--out", default=None, help="weights directory (default: the clone pack's, in the source tree)"
     )
@@ -121,10 +125,10 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
 
 def export_command(args: argparse.Namespace) -> dict[str, Any]:
     """Export a checkpoint; returns where the files went (the group's ``main`` prints it)."""
-    from voxserve.packs.clone.convert import WEIGHTS_DIR
+    from voxserve.packs.clone.convert import weights_dir
     from voxserve.train.export import INFO_FILE, WEIGHTS_FILE, export
 
-    out = Path(args.out) if args.out else WEIGHTS_DIR
+    out = Path(args.out) if args.out else weights_dir()
     info = export(args.checkpoint, out, args.card)
     return {
         "weights": str(out / WEIGHTS_FILE),
@@ -134,3 +138,22 @@ def export_command(args: argparse.Namespace) -> dict[str, Any]:
         "step": info["training"]["step"],
         "card": args.card,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m voxserve.train.commands run|export ...``: the same commands without the full CLI's
+    imports (the GPU machine has torch, numpy and safetensors, not the server's dependencies)."""
+    parser = argparse.ArgumentParser(prog="python -m voxserve.train.commands")
+    sub = parser.add_subparsers(dest="train_cmd", required=True)
+    add_run_parser(sub)
+    add_export_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        result = args.train_func(args)
+    except InvalidInput as e:
+        parser.exit(2, f"error: {e}\n")
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -28,20 +28,23 @@ MAX_BYTES = 60 * 2**20
 
 
 def export(checkpoint_dir: str | Path, out_dir: str | Path, card: str | Path | None = None) -> dict[str, Any]:
-    """Export the checkpoint in ``checkpoint_dir``; returns the written ``acoustic.json`` contents."""
+    """Export the checkpoint in ``checkpoint_dir`` (or a light checkpoint file); returns the written
+    ``acoustic.json`` contents."""
     from safetensors.torch import save_file
 
-    tensors, meta = ckpt.load(checkpoint_dir)
+    # A run directory (exact checkpoint parts) or a light checkpoint file: both hold the weights.
+    light = Path(checkpoint_dir).is_file()
+    tensors, meta = ckpt.load_single(checkpoint_dir) if light else ckpt.load(checkpoint_dir)
     config = Config.from_dict(meta["model_config"], where=f"{checkpoint_dir}: model_config")
     model = Model(config)
-    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v.float() for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise InvalidInput(f"{checkpoint_dir}: checkpoint does not match its model config: {e}") from e
     half = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     corpus = meta.get("corpus", {})
-    last_eval = next((h for h in reversed(meta.get("history", [])) if h.get("eval")), {})
+    last_eval: dict[str, Any] = next((h for h in reversed(meta.get("history", [])) if h.get("eval")), {})
     info = {
         "format": "voxserve-clone-acoustic",
         "config": config.to_dict(),

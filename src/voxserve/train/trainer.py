@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from voxserve.errors import InvalidInput
@@ -77,6 +75,9 @@ class TrainConfig:
     """Log a line of losses every this many steps (steps)."""
     eval_batches: int = 8
     """Evaluation batches at the end of a run (count)."""
+    rewarm_steps: int = 300
+    """After resuming from a light checkpoint (no optimizer moments), ramp the lr up again over
+    this many steps (steps)."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -109,7 +110,9 @@ class Trainer:
             betas=(0.9, 0.98),
             eps=1e-9,
             weight_decay=train.weight_decay,
-            foreach=True,
+            # One fused kernel on CUDA; the multi-tensor path on CPU (both deterministic there).
+            fused=self.device.type == "cuda",
+            foreach=self.device.type != "cuda",
         )
         speakers = data.speaker.cpu().numpy()
         self.sampler = BucketSampler(
@@ -126,6 +129,8 @@ class Trainer:
         self.trained_seconds = 0.0
         self.frames_seen = 0
         self.history: list[dict[str, float]] = []
+        self.rewarm_from: int | None = None
+        """Step of the last resume from a light checkpoint (the lr ramps up again from there)."""
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -166,8 +171,14 @@ class Trainer:
         new_corpus: bool = False,
     ) -> Trainer:
         """Continue the run checkpointed in ``directory``; ``new_corpus`` restarts the data stream on
-        a changed corpus (weights and optimizer carry over), otherwise the corpus must be the same."""
-        tensors, meta = ckpt.load(directory)
+        a changed corpus (weights and optimizer carry over), otherwise the corpus must be the same.
+
+        ``directory`` may also be a light checkpoint file (:meth:`save_light`): weights in fp16 and
+        no optimizer moments, so training continues approximately, with fresh moments and the
+        learning rate ramped up again over ``rewarm_steps``.
+        """
+        light = Path(directory).is_file()
+        tensors, meta = ckpt.load_single(directory) if light else ckpt.load(directory)
         if meta.get("version") != CHECKPOINT_VERSION:
             raise InvalidInput(
                 f"{directory}: checkpoint version {meta.get('version')} is not {CHECKPOINT_VERSION}"
@@ -182,7 +193,11 @@ class Trainer:
         )
         t.model.load_state_dict(_prefixed(tensors, "model."), strict=True)
         t.aligner.load_state_dict(_prefixed(tensors, "aligner."), strict=True)
-        t.optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+        if light:
+            t.rewarm_from = meta["step"]
+        else:
+            t.optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+            t.rewarm_from = meta.get("rewarm_from")
         t.speaker_names = list(meta["speakers"])
         t.step, t.trained_seconds, t.frames_seen = meta["step"], meta["trained_seconds"], meta["frames_seen"]
         t.history = list(meta.get("history", []))
@@ -226,18 +241,38 @@ class Trainer:
                 "n_train": int(self.data.is_train.sum()),
             },
             "history": self.history,
+            "rewarm_from": self.rewarm_from,
         }
         return tensors, meta
 
     def save(self, directory: str | Path) -> list[Path]:
+        """The exact checkpoint, as parts in ``directory``."""
         tensors, meta = self.state()
         return ckpt.save(directory, tensors, meta)
+
+    def save_light(self, path: str | Path) -> Path:
+        """A light checkpoint in one file: fp16 model and aligner weights, RNG, step, data position and
+        configs, without optimizer moments (about a sixth of :meth:`save`'s size), to carry a run to
+        a fresh machine where the exact one does not fit."""
+        tensors, meta = self.state()
+        keep = {
+            k: (v.half() if v.is_floating_point() else v)
+            for k, v in tensors.items()
+            if k.startswith(("model.", "aligner."))
+        }
+        keep.update({k: v for k, v in tensors.items() if k.startswith("rng.")})
+        meta.pop("optimizer")
+        return ckpt.save_single(path, keep, meta)
 
     # -- one step -------------------------------------------------------------------------------
 
     def lr_at(self, step: int) -> float:
+        """Warm-up, then ∝ 1/sqrt(step); ramped up again after a light resume."""
         w = max(1, self.train.warmup_steps)
-        return self.train.lr * min((step + 1) / w, math.sqrt(w / (step + 1)))
+        lr = self.train.lr * min((step + 1) / w, math.sqrt(w / (step + 1)))
+        if self.rewarm_from is not None:
+            lr *= min(1.0, (step - self.rewarm_from + 1) / max(1, self.train.rewarm_steps))
+        return lr
 
     def losses(self, b: Batch, step: int) -> dict[str, torch.Tensor]:
         """All losses of one batch (``total`` is what is minimized)."""
@@ -328,79 +363,10 @@ class Trainer:
     def run(
         self, minutes: float, out_dir: str | Path, log: Callable[[str], None] = lambda line: None
     ) -> dict[str, Any]:
-        """Train until ``minutes`` are nearly up, then evaluate and checkpoint into ``out_dir``.
+        """Train for about ``minutes``, then evaluate and checkpoint (see :func:`voxserve.train.budget.run`)."""
+        from voxserve.train.budget import run
 
-        Checkpoints every ``checkpoint_minutes`` too. Returns a summary (steps, throughput, losses).
-        """
-        out = Path(out_dir)
-        start = time.perf_counter()
-        deadline = start + minutes * 60.0
-        save_cost, last_save = 1.0, start
-        margin = max(2.0, 0.01 * minutes * 60.0)
-        step_times: list[float] = []
-        window: dict[str, float] = {}
-        window_frames, window_start, window_steps = 0.0, time.perf_counter(), 0
-        first_step, run_frames = self.step, 0.0
-        log(
-            f"start step {self.step}, epoch {self.pos.epoch} batch {self.pos.batch}; "
-            f"{sum(p.numel() for p in self.model.parameters())} model + "
-            f"{sum(p.numel() for p in self.aligner.parameters())} aligner parameters on {self.device}"
-        )
-        while True:
-            # Room for one more step, the evaluation (forward passes only) and the final checkpoint.
-            slowest = max(step_times[-20:], default=0.0)
-            reserve = (2 + self.train.eval_batches) * slowest + 2 * save_cost + margin
-            if time.perf_counter() + reserve > deadline:
-                break
-            t0 = time.perf_counter()
-            row = self.train_step()
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            dt = time.perf_counter() - t0
-            step_times.append(dt)
-            self.trained_seconds += dt
-            for k, v in row.items():
-                window[k] = window.get(k, 0.0) + v
-            window_frames += row["frames"]
-            run_frames += row["frames"]
-            window_steps += 1
-            if self.step % self.train.log_every == 0:
-                elapsed = time.perf_counter() - window_start
-                means = {k: v / window_steps for k, v in window.items() if k not in ("frames",)}
-                entry = {"step": float(self.step), "frames_per_s": window_frames / max(elapsed, 1e-9)} | means
-                self.history.append({k: round(v, 5) for k, v in entry.items()})
-                log(_format(entry))
-                window, window_frames, window_start, window_steps = {}, 0.0, time.perf_counter(), 0
-            if time.perf_counter() - last_save > self.train.checkpoint_minutes * 60.0:
-                t1 = time.perf_counter()
-                self.save(out)
-                save_cost, last_save = time.perf_counter() - t1, time.perf_counter()
-        evaluation = self.evaluate()
-        if evaluation:
-            self.history.append(
-                {"step": float(self.step), "eval": 1.0} | {k: round(v, 5) for k, v in evaluation.items()}
-            )
-            log("eval " + _format(evaluation))
-        files = self.save(out)
-        wall = time.perf_counter() - start
-        steps = self.step - first_step
-        summary = {
-            "steps_this_run": steps,
-            "step": self.step,
-            "epoch": self.pos.epoch,
-            "wall_seconds": round(wall, 1),
-            "trained_seconds_total": round(self.trained_seconds, 1),
-            "frames_per_second": round(run_frames / max(sum(step_times), 1e-9), 1),
-            "mean_step_ms": round(1e3 * float(np.mean(step_times)), 2) if step_times else None,
-            "eval": evaluation,
-            "checkpoint": [p.name for p in files],
-        }
-        log(f"done: {summary}")
-        return summary
-
-
-def _format(entry: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.4g}" for k, v in entry.items())
+        return run(self, minutes, Path(out_dir), log)
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -50,6 +50,9 @@ class Config:
     """Taps of the variance predictor convs (symbols, odd)."""
     variance_embed_kernel: int = 9
     """Taps of the convs that embed pitch and energy back into ``hidden`` (symbols, odd)."""
+    dropout: float = 0.1
+    """Dropout on symbol embeddings and on the states entering the predictors and the decoder, in
+    training only; inference is deterministic (probability)."""
     duration_offset: float = 1.0
     """Log-duration offset: the predictor outputs log(frames + offset) (frames)."""
     upsampling_delta: float = 0.1
@@ -87,6 +90,8 @@ class Config:
             value = getattr(self, key)
             if len(value) != 2 or value[1] <= 0:
                 raise PackError(f"{where}: key {key!r} must be [mean, positive std]")
+        if not 0.0 <= self.dropout < 1.0:
+            raise PackError(f"{where}: key 'dropout' must be in [0, 1)")
         if not 0 <= self.neutral_emotion < self.n_emotions:
             raise PackError(f"{where}: key 'neutral_emotion' must index one of {self.n_emotions} emotions")
 

@@ -71,8 +71,8 @@ class Model(AcousticModel):
     works), [B] int64 rows of the built-in ``speaker_table`` (the training speakers'
     mean d-vectors), or None (row 0). ``style`` is [B, n_emotions] float weights over
     the pack's emotion labels (one-hot or a soft mix), or None (neutral). Every item
-    needs at least one symbol. Deterministic (no dropout) and batch-independent: each
-    item's output equals its unbatched output to float rounding.
+    needs at least one symbol. Deterministic in eval mode (dropout acts in training only)
+    and batch-independent: each item's output equals its unbatched output to float rounding.
     """
 
     speaker_table: torch.Tensor
@@ -82,6 +82,7 @@ class Model(AcousticModel):
         c = self.config = config
         ffn = c.hidden * c.ffn_expansion
         self.src_word_emb = nn.Embedding(c.n_vocab, c.hidden)
+        self.dropout = nn.Dropout(c.dropout)  # active in train() only
         self.encoder = Encoder(c.hidden, c.encoder_heads, c.encoder_layers, ffn, c.encoder_ffn_kernel)
         self.speaker_proj = nn.Linear(c.speaker_dim, c.hidden)
         self.emotion_embed = nn.Linear(c.n_emotions, c.hidden, bias=False)
@@ -135,7 +136,7 @@ class Model(AcousticModel):
         """[B, T] ids → [B, T, hidden] conditioned symbol states (zero past each length)."""
         b, t = ids.shape
         mask = length_mask(lengths, t)
-        x = self.encoder(self.src_word_emb(ids), mask)
+        x = self.encoder(self.dropout(self.src_word_emb(ids)), mask)
         cond = self.speaker_proj(self.speaker_vectors(speaker, b)) + self.emotion_embed(
             self.style_vectors(style, b)
         )
@@ -219,6 +220,7 @@ class Model(AcousticModel):
         ``energy`` [B, T] normalized targets; ``n_frames`` the padded frame count.
         """
         keep = length_mask(lengths, h.size(1)).to(h.dtype)
+        h = self.dropout(h)
         log_durations = self.duration_predictor(h, keep)
         pitch_pred = self.pitch_predictor(h, keep)
         energy_pred = self.energy_predictor(h, keep)

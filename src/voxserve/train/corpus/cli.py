@@ -14,15 +14,29 @@ def add_corpus_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``corpus`` to the ``train`` subparsers ``sub``; returns the new parser."""
     p = sub.add_parser("corpus", help="synthesize the multi-speaker training corpus from the teacher voices")
     p.add_argument("outdir", help="corpus directory to write (meta.json, utts.jsonl, shards)")
-    p.add_argument("--minutes", type=float, default=75.0, help="target minutes of training audio (default 75)")
+    p.add_argument(
+        "--minutes", type=float, default=75.0, help="target minutes of training audio (default 75)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for blends, texts, emotions, tempo (default 0)")
-    p.add_argument("--blends", type=int, default=48, help="Kokoro style blends, held-out ones included (default 48)")
-    p.add_argument("--held-out-blends", type=int, default=8, help="blends kept for evaluation only (default 8)")
-    p.add_argument("--deadline", type=float, default=35.0, help="stop rendering after this many minutes (default 35)")
+    p.add_argument(
+        "--blends", type=int, default=48, help="Kokoro style blends, held-out ones included (default 48)"
+    )
+    p.add_argument(
+        "--held-out-blends", type=int, default=8, help="blends kept for evaluation only (default 8)"
+    )
+    p.add_argument(
+        "--deadline", type=float, default=35.0, help="stop rendering after this many minutes (default 35)"
+    )
     p.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (default 2)")
-    p.add_argument("--clips", default=None, help="directory for the held-out FLAC reference clips + manifest.json")
-    p.add_argument("--max-mib", type=float, default=38.0, help="stop when mel data reaches this size (default 38)")
-    p.add_argument("--resume", action="store_true", help="keep the shards already in OUTDIR and skip their jobs")
+    p.add_argument(
+        "--clips", default=None, help="directory for the held-out FLAC reference clips + manifest.json"
+    )
+    p.add_argument(
+        "--max-mib", type=float, default=38.0, help="stop when mel data reaches this size (default 38)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="keep the shards already in OUTDIR and skip their jobs"
+    )
     p.set_defaults(train_func=corpus_command)
     return p
 
@@ -40,7 +54,9 @@ def corpus_command(args: argparse.Namespace) -> dict[str, Any]:
     if not 0 <= args.held_out_blends <= args.blends:
         raise InvalidInput("--held-out-blends must be between 0 and --blends", param="held_out_blends")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    opts = Options(minutes=args.minutes, blends=args.blends, held_out_blends=args.held_out_blends, seed=args.seed)
+    opts = Options(
+        minutes=args.minutes, blends=args.blends, held_out_blends=args.held_out_blends, seed=args.seed
+    )
     return build(
         Path(args.outdir),
         opts,

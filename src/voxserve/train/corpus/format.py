@@ -137,10 +137,14 @@ class CorpusWriter:
         """Queue one utterance; ``record`` needs id, speaker, emotion, lang, text, split."""
         tokens = np.asarray(tokens, dtype=np.int32)
         if mel_codes.dtype != np.uint8 or mel_codes.ndim != 2 or mel_codes.shape[1] != N_MELS:
-            raise ValueError(f"mel codes must be uint8 [F, {N_MELS}], got {mel_codes.dtype} {mel_codes.shape}")
+            raise ValueError(
+                f"mel codes must be uint8 [F, {N_MELS}], got {mel_codes.dtype} {mel_codes.shape}"
+            )
         if len(f0) != len(mel_codes):
             raise ValueError(f"f0 has {len(f0)} frames, mel {len(mel_codes)}")
-        if durations is not None and (len(durations) != len(tokens) or int(durations.sum()) != len(mel_codes)):
+        if durations is not None and (
+            len(durations) != len(tokens) or int(durations.sum()) != len(mel_codes)
+        ):
             raise ValueError("durations must have one entry per token and sum to the frame count")
         p = self._pending
         p.tokens.append(tokens)
@@ -241,7 +245,16 @@ class Corpus:
         meta = json.loads(meta_file.read_text("utf-8"))
         if meta.get("version") != VERSION:
             raise PackError(f"{meta_file}: version {meta.get('version')!r}, this reader knows {VERSION}")
-        for key in ("sample_rate", "hop_length", "n_mels", "mel", "mel_quant", "symbols", "speakers", "emotions"):
+        for key in (
+            "sample_rate",
+            "hop_length",
+            "n_mels",
+            "mel",
+            "mel_quant",
+            "symbols",
+            "speakers",
+            "emotions",
+        ):
             if key not in meta:
                 raise PackError(f"{meta_file}: missing key {key!r}")
         records = []

