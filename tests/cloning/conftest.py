@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import socket
 import subprocess
@@ -10,20 +9,12 @@ import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 SENTENCES = (
     "今天天气很好，我们一起去公园散步吧。然后再去吃饭。",
     "这本书讲的是一个小镇上的故事，人物很多，情节也很复杂。",
     "请在下一个路口向左转，然后一直往前走，大约五分钟就到了。",
 )
-
-
-def encode(samples: np.ndarray, rate: int, fmt: str) -> bytes:
-    """``samples`` as a file of ``fmt`` (WAV, FLAC, OGG, MP3) in memory."""
-    buf = io.BytesIO()
-    sf.write(buf, samples, rate, format=fmt)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from clip_files import encode
 
-from conftest import encode
 from voxserve.cloning.audio import resample, sniff
 from voxserve.cloning.errors import CorruptAudio, UnsupportedAudio, UnusableAudio, UploadTooLarge
 from voxserve.cloning.reference import (

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from clip_files import encode
 
-from conftest import encode
 from voxserve.cloning.errors import CorruptAudio, UnusableAudio
 from voxserve.cloning.names import check_voice_id, is_voice_id, new_voice_id, validate_name
 from voxserve.cloning.registry import VoiceConfig, VoiceRegistry, open_registry

@@ -319,3 +319,8 @@ def test_odd_ids_are_refused(client, app, method, path, status):
 def test_other_methods_get_405_with_every_allowed_method(client, method, path, allow):
     r = getattr(client, method)(path)
     assert r.status_code == 405 and r.headers["allow"] == allow
+
+
+def test_put_with_a_multipart_body_is_405_not_415(client, clips):
+    r = client.put("/v1/audio/voices", data={"name": "x"}, files=[part(clips["wav"])])
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"

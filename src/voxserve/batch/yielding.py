@@ -7,9 +7,9 @@ until the engine holds no request (``Gate``), and the calls are kept short:
 - the sentences of a render call go in slices sized so the acoustic model takes about
   ``slice_ms`` (from the measured time per sentence; at least one sentence, at most ``max_slice``);
 - the vocoder (most of the work on a CPU) runs on time chunks of the slice's mel, with the
-  vocoder's receptive field as context on both sides, sized to about ``slice_ms``; the kept
-  samples are the ones a whole call gives (up to float rounding), since each chunk sees all the
-  context that reaches its kept frames and nothing is padded.
+  vocoder's receptive field as context on both sides, in calls of one power-of-two length sized
+  to about ``slice_ms``; the kept samples are the ones a whole call gives (up to float rounding),
+  since each chunk sees all the context that reaches its kept frames and nothing is padded.
 
 A request that arrives while a call runs waits for at most that one call, about ``slice_ms``,
 whatever the device: tens of sentences per call on a GPU (large batches still), one sentence
@@ -47,19 +47,28 @@ class Gate:
     def __init__(self, load: Callable[[], float] | None, poll_s: float = POLL_S) -> None:
         self.load = load
         self.poll_s = poll_s
+        self.waits = 0
+        """Model calls that found the engine busy and waited (counted when the wait begins)."""
         self.waited_s = 0.0
-        """Total time calls waited for the engine (how much the jobs yielded)."""
+        """Total time calls waited for the engine (how much the jobs yielded), updated while waiting."""
 
     def wait(self, stop: threading.Event) -> None:
         """Block until the engine holds no request; raise ``Stopped`` if ``stop`` is set meanwhile."""
-        t0 = time.monotonic()
+        if stop.is_set():
+            raise Stopped
+        if self.load is None or self.load() <= 0:
+            return
+        self.waits += 1
+        last = time.monotonic()
         while True:
+            stop.wait(self.poll_s)
+            now = time.monotonic()
+            self.waited_s += now - last
+            last = now
             if stop.is_set():
                 raise Stopped
-            if self.load is None or self.load() <= 0:
-                break
-            stop.wait(self.poll_s)
-        self.waited_s += time.monotonic() - t0
+            if self.load() <= 0:
+                return
 
 
 class YieldingTTS:
@@ -170,39 +179,45 @@ class GatedBackend:
         owner.slice = max(1, min(owner.max_slice, int(owner.budget_s / per_sentence + 1e-6)))
         return out
 
-    def chunk_frames(self, rows: int, context: int) -> int:
-        """Kept frames per vocoder call of ``rows`` rows so that it takes about the budget.
+    def call_frames(self, rows: int, context: int) -> int:
+        """Mel frames per vocoder call of ``rows`` rows so that it takes about the budget.
 
-        At least twice the context, so context never more than doubles the work; unbounded
-        before the first measurement (the first call runs whole and measures).
+        A power of two (few distinct shapes: backends cache their kernels per shape), and at
+        least four times the context (kept frames at least half of each call). Unbounded before
+        the first measurement: the first call runs whole and measures.
         """
         if self.frame_cost_s is None:
             return 1 << 30
-        fits = int(self.owner.budget_s / (self.frame_cost_s * rows) + 1e-6) - 2 * context
-        return max(16, 2 * context, fits)
+        fits = self.owner.budget_s / (self.frame_cost_s * rows)
+        size = 1 << max(int(fits), 1).bit_length() - 1
+        return max(size, 1 << (4 * context - 1).bit_length())
 
     def vocoder(self, mel: torch.Tensor) -> torch.Tensor:
-        """The waveform of ``mel`` [B, F, n_mels], in gated time chunks when one call would exceed the budget."""
+        """The waveform of ``mel`` [B, F, n_mels], in gated calls of equal length when one would be too long.
+
+        Every call but a whole one reads the same number of frames: the last is aligned to the
+        end (re-reading frames already done) rather than shortened. Each kept frame has the
+        vocoder's receptive field of real input on both sides, so no kept sample changes.
+        """
         if self._context is None:
             from voxserve.engine.streaming import receptive_frames
 
             self._context = receptive_frames(self.backend, self.n_mels)
         context, rows, frames = self._context, int(mel.shape[0]), int(mel.shape[1])
-        size = self.chunk_frames(rows, context)
-        if frames <= size + 2 * context:
+        size = self.call_frames(rows, context)
+        if frames <= size:
             out, took = self.owner.gated(partial(self.backend.vocoder, mel))
             self.frame_cost_s = took / max(rows * frames, 1)
             return out
         parts: list[torch.Tensor] = []
         start = 0
         while start < frames:
-            end = min(start + self.chunk_frames(rows, context), frames)
-            if frames - end < context:  # no sliver of a last chunk: it would be mostly context
-                end = frames
-            lo, hi = max(0, start - context), min(frames, end + context)
+            lo = max(0, min(start - context, frames - size))
+            hi = lo + size
+            end = frames if hi >= frames else hi - context
             wav, took = self.owner.gated(partial(self.backend.vocoder, mel[:, lo:hi]))
-            self.frame_cost_s = took / max(rows * (hi - lo), 1)
-            hop = int(wav.shape[1]) // (hi - lo)
+            self.frame_cost_s = took / (rows * size)
+            hop = int(wav.shape[1]) // size
             parts.append(wav[:, (start - lo) * hop : (end - lo) * hop])
             start = end
         return torch.cat(parts, dim=1)

@@ -116,7 +116,9 @@ class PackConfig:
         if isinstance(speaker_dim, bool) or not isinstance(speaker_dim, int) or speaker_dim < 0:
             raise PackError(f"{where}: key 'speaker_dim' must be a non-negative integer")
         if speaker_input == "embedding" and not speaker_dim:
-            raise PackError(f"{where}: key 'speaker_dim' must be positive when 'speaker_input' is 'embedding'")
+            raise PackError(
+                f"{where}: key 'speaker_dim' must be positive when 'speaker_input' is 'embedding'"
+            )
         default_speaker = d.get("default_speaker")
         if default_speaker is not None and default_speaker not in speakers:
             raise PackError(f"{where}: key 'default_speaker' {default_speaker!r} is not in 'speakers'")

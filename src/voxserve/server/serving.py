@@ -349,7 +349,9 @@ class SpeechService:
 
 def served_packs(config: ServerConfig) -> list[str]:
     """Names of the packs a server with ``config`` serves: its default voice's and the preloaded ones."""
-    return list(dict.fromkeys(v.split(":", 1)[0] for v in (config.voice, *config.preload)))
+    # getattr: UI callers may pass a minimal config that names only the default voice.
+    preload = getattr(config, "preload", ())
+    return list(dict.fromkeys(v.split(":", 1)[0] for v in (config.voice, *preload)))
 
 
 def voice_names(config: ServerConfig) -> list[str]:

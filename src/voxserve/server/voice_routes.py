@@ -99,8 +99,10 @@ class VoiceUploadGuard(RequestGuard):
         self.upload_path, self.upload_limit = upload_path, upload_limit
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
-        if scope.get("path") != self.upload_path or scope.get("method") != "POST":
+        if scope.get("path") != self.upload_path:
             return await super()._read_body(scope, receive, send)
+        if scope.get("method") != "POST":
+            return receive  # the router answers 405 without reading the body, whatever its type
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":

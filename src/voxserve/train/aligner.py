@@ -15,6 +15,7 @@ duration predictor.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -115,8 +116,10 @@ def monotonic_search(
 ) -> torch.Tensor:
     """Durations [B, T] int64 of the most likely monotonic path: every symbol ≥ 1 frame, in order.
 
-    Viterbi over frames, vectorized over the batch and symbols (one small step per frame);
-    each item's durations sum to its ``mel_lengths`` (which must be ≥ its ``lengths``).
+    Viterbi: the forward pass runs on the alignment's device, one small step per frame,
+    vectorized over the batch and symbols (5 kernels a step: on a GPU it is launch-bound);
+    the backtrack runs on the host in numpy (cheaper than as many tiny GPU launches). Each
+    item's durations sum to its ``mel_lengths`` (which must be ≥ its ``lengths``).
     """
     b, f_max, t = log_attn.shape
     dev = log_attn.device
@@ -125,21 +128,21 @@ def monotonic_search(
     score = torch.full((b, t), _NEG, device=dev)
     score[:, 0] = logp[:, 0, 0]
     moved = torch.zeros(b, f_max, t, dtype=torch.bool, device=dev)
-    low = torch.full((b, 1), _NEG, device=dev)
+    # Frames past an item's end only change scores the backtrack never reads (the pass is causal).
     for f in range(1, f_max):
-        shifted = torch.cat([low, score[:, :-1]], dim=1)
-        step = shifted > score
-        active = (f < mel_lengths)[:, None]
-        score = torch.where(active, torch.maximum(score, shifted) + logp[:, f], score)
-        moved[:, f] = step & active
-    rows = torch.arange(b, device=dev)
-    at = (lengths - 1).clamp_min(0)
-    durations = torch.zeros(b, t, dtype=torch.int64, device=dev)
+        shifted = F.pad(score[:, :-1], (1, 0), value=_NEG)
+        torch.gt(shifted, score, out=moved[:, f])
+        score = torch.maximum(score, shifted).add_(logp[:, f])
+    went = moved.cpu().numpy()
+    frames = mel_lengths.cpu().numpy()
+    at = np.maximum(lengths.cpu().numpy() - 1, 0)
+    rows = np.arange(b)
+    durations = np.zeros((b, t), dtype=np.int64)
     for f in range(f_max - 1, -1, -1):
-        active = f < mel_lengths
-        durations[rows, at] += active.long()
-        at = (at - (moved[rows, f, at] & active).long()).clamp_min(0)
-    return durations
+        active = f < frames
+        durations[rows, at] += active
+        at = np.maximum(at - (went[rows, f, at] & active), 0)
+    return torch.from_numpy(durations).to(dev)
 
 
 def hard_alignment(durations: torch.Tensor, f_max: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ bucket (``voxserve.train.sampler`` does) and does not know the model.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -49,6 +50,10 @@ class Batch:
     def frames(self) -> int:
         """Real (unpadded) mel frames in the batch."""
         return int(self.mel_lengths.sum())
+
+    def to(self, device: torch.device) -> Batch:
+        """The same batch on ``device`` (no copy when it is already there)."""
+        return Batch(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
 
 
 def continuous_log_f0(f0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,9 +205,8 @@ class TrainData:
     # -- statistics -----------------------------------------------------------------------------
 
     def _train_frames(self) -> torch.Tensor:
-        train = torch.from_numpy(self.is_train).to(self.device)
-        counts = torch.from_numpy(self.n_frames).to(self.device)
-        return torch.repeat_interleave(train, counts)
+        # Built on the host (numpy), then moved: one mask over every frame of the corpus.
+        return torch.from_numpy(np.repeat(self.is_train, self.n_frames)).to(self.device)
 
     def pitch_stats(self) -> tuple[float, float]:
         """Mean and std of ln F0 over voiced training frames (ln Hz)."""

@@ -311,8 +311,7 @@ class Trainer:
         here = Position(after.epoch, after.batch - 1)  # where this batch actually is (after any rollover)
         partners = self.sampler.partners(here, index, self.train.p_other_dvector)
         b = self.data.batch(index, partners)
-        if b.ids.device != self.device:
-            b = Batch(*(x.to(self.device) for x in dataclasses.astuple(b)))
+        b = b.to(self.device)
         self.model.train()
         self.aligner.train()
         for g in self.optim.param_groups:
@@ -351,8 +350,7 @@ class Trainer:
         n = 0
         for index in sampler.epoch(0)[: self.train.eval_batches]:
             b = self.data.batch(index)
-            if b.ids.device != self.device:
-                b = Batch(*(x.to(self.device) for x in dataclasses.astuple(b)))
+            b = b.to(self.device)
             for k, v in self.losses(b, self.step).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             n += 1

@@ -170,7 +170,7 @@ def render(job: planning.Job) -> dict[str, Any]:
 
 
 def _write_clip(result: dict[str, Any], clips: Path, manifest: list[dict[str, Any]], speakers: dict) -> None:
-    import soundfile as sf
+    import soundfile as sf  # type: ignore[import-untyped]
 
     job = result["job"]
     clips.mkdir(parents=True, exist_ok=True)

