@@ -25,6 +25,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
 
+from voxserve.cloning.registry import open_registry
 from voxserve.engine.interface import AudioChunk, ServingEngine, SpeechStream
 from voxserve.errors import VoxserveError
 from voxserve.server.batch_routes import add_batch_routes
@@ -98,7 +99,10 @@ def create_app(config: ServerConfig | None = None, engine: ServingEngine | None 
     context manager), and stopped there with draining.
     """
     config = config or ServerConfig()
-    service = SpeechService(engine if engine is not None else build_engine(config), config)
+    registry = open_registry()  # registered (cloned) voices: the routes write it, the engine resolves from it
+    service = SpeechService(
+        engine if engine is not None else build_engine(config, directories=[registry]), config
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -139,7 +143,7 @@ def create_app(config: ServerConfig | None = None, engine: ServingEngine | None 
         auth = [Depends(bearer), Depends(ApiKeyCheck(config.api_keys))]
 
     _add_speech_route(app, service, auth)
-    add_voice_routes(app, service, auth, config)
+    add_voice_routes(app, service, auth, config, registry=registry)
     batches = add_batch_routes(app, service, auth, config)
 
     @app.get("/v1/audio/voices", response_model=VoiceList, dependencies=auth, responses=ERROR_RESPONSES)

@@ -6,8 +6,10 @@ A body that passes is replayed to the app unchanged, and after it the app's
 ``receive`` goes back to the real channel (so disconnects are still seen).
 
 Routes that parse their own bodies (uploads) register their exact path in
-``app.state.upload_limits`` (path → byte limit): that limit replaces ``max_body_bytes``
-there and any content type passes (the route checks it).
+``app.state.upload_limits`` (path → byte limit): on that path a POST gets that limit instead of
+``max_body_bytes``, and, when ``app.state.upload_types`` names the path, its Content-Type must be
+one of those (415 otherwise; with no entry the route checks the type). Other methods on an upload
+path pass unread, so the router answers them (405).
 """
 
 from __future__ import annotations
@@ -48,10 +50,14 @@ def _is_json(content_type: str) -> bool:
     return main == "application/json" or (main.startswith("application/") and main.endswith("+json"))
 
 
-def _upload_limit(scope: Scope) -> int | None:
-    """The limit an upload route registered for this path in ``app.state.upload_limits``, else None."""
-    limits = getattr(getattr(scope.get("app"), "state", None), "upload_limits", None)
-    return limits.get(scope.get("path")) if limits else None
+def _upload_rule(scope: Scope) -> tuple[int, tuple[str, ...]] | None:
+    """(byte limit, allowed content types or ()) an upload route registered for this path, else None."""
+    state = getattr(scope.get("app"), "state", None)
+    limits = getattr(state, "upload_limits", None)
+    if not limits or scope.get("path") not in limits:
+        return None
+    types = getattr(state, "upload_types", None) or {}
+    return limits[scope["path"]], tuple(types.get(scope["path"], ()))
 
 
 class RequestGuard:
@@ -75,8 +81,11 @@ class RequestGuard:
             await send(message)
 
         try:
-            if scope["method"] in _BODY_METHODS:
-                replay = await self._read_body(scope, receive, counting_send)
+            upload = _upload_rule(scope)
+            if upload is not None and scope["method"] != "POST":
+                pass  # an upload path takes POST only: the router's 405 needs no body
+            elif scope["method"] in _BODY_METHODS:
+                replay = await self._read_body(scope, receive, counting_send, upload)
                 if replay is None:
                     return
                 receive = replay
@@ -85,12 +94,19 @@ class RequestGuard:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.inc(route=route, status=str(status_box[0] or 499))
 
-    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+    async def _read_body(
+        self, scope: Scope, receive: Receive, send: Send, upload: tuple[int, tuple[str, ...]] | None
+    ) -> Receive | None:
         """The whole body within the limit as a replaying ``receive``; None if an error was sent."""
         headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        main_type = content_type.split(";", 1)[0].strip().lower()
+        if upload is not None and upload[1] and main_type not in upload[1]:
+            message = f"Content-Type must be {' or '.join(upload[1])}, got {content_type!r}"
+            await send_error(send, 415, message, "unsupported_media_type")
+            return None
         declared = headers.get(b"content-length")
-        upload_limit = _upload_limit(scope)
-        limit = self.max_body_bytes if upload_limit is None else upload_limit
+        limit = self.max_body_bytes if upload is None else upload[0]
         too_big = f"request body is larger than this server's limit of {limit} bytes"
         if declared is not None:
             try:
@@ -119,8 +135,7 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         data = b"".join(chunks)
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if data and content_type and upload_limit is None and not _is_json(content_type):
+        if data and content_type and upload is None and not _is_json(content_type):
             await send_error(
                 send,
                 415,

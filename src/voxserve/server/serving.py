@@ -87,6 +87,19 @@ NO_DEADLINE_S = 24 * 3600.0
 """What "no deadline" means to the engine, which wants a number."""
 
 
+def _cloning_packs(directories: Sequence[VoiceDirectory] | None) -> list[str]:
+    """Packs that registered voices speak with (the registry's ``pack``), when installed or convertible.
+
+    Served from the start so a voice registered later works at once; absent packs are skipped
+    (registration still works, speech with such a voice is refused with a clear error).
+    """
+    from voxserve.packs import store
+
+    wanted = {getattr(getattr(d, "config", None), "pack", None) for d in directories or ()}
+    available = set(store.available())
+    return sorted(p for p in wanted if p and p in available)
+
+
 def build_engine(
     config: ServerConfig, tts: TTS | None = None, directories: Sequence[VoiceDirectory] | None = None
 ) -> ServingEngine:
@@ -107,9 +120,11 @@ def build_engine(
             threads=config.threads,
             directories=directories or (),
         )
+    voices = [config.voice, *(v for v in config.preload if v != config.voice)]
+    voices += [p for p in _cloning_packs(directories) if p not in voices]
     return Engine(
         tts,
-        voices=[config.voice, *(v for v in config.preload if v != config.voice)],
+        voices=voices,
         fallback=config.fallback,
         max_batch=config.max_batch,
         max_wait_ms=config.max_wait_ms,

@@ -10,9 +10,9 @@ over the size limits; 415 not multipart, or a file that is not wav/flac/mp3/ogg;
 that decodes but is silent or holds too little or too much speech; 503 voice store down.
 A refused upload never changes the registry. Embedding runs in a worker thread.
 
-The server's ``RequestGuard`` admits only JSON bodies of a few hundred KB; for the upload
-path alone this module swaps in ``VoiceUploadGuard``, which admits multipart bodies up to the
-registry's upload limit and treats every other request exactly as before.
+The server's ``RequestGuard`` admits only JSON bodies of a few hundred KB; this module registers
+the upload path with it (``app.state.upload_limits`` / ``upload_types``), so POSTs there may be
+multipart up to the registry's upload limit and everything else is treated as before.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, File, Form, Path, Request, Response, UploadFile
 from pydantic import BaseModel, Field
-from starlette.middleware import Middleware
 
 from voxserve.cloning.errors import UnsupportedAudio
 from voxserve.cloning.names import MAX_NAME_CHARS, VOICE_ID_PATTERN
@@ -32,7 +31,6 @@ from voxserve.cloning.store import StoreError, VoiceRecord
 from voxserve.errors import InvalidInput
 from voxserve.server.config import ServerConfig
 from voxserve.server.errors import ERROR_RESPONSES, error_response
-from voxserve.server.guard import Receive, RequestGuard, Scope, Send, send_error
 from voxserve.server.protocol import ErrorResponse, VoiceInfo
 from voxserve.server.serving import SpeechService
 
@@ -88,82 +86,12 @@ _ID_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class VoiceUploadGuard(RequestGuard):
-    """``RequestGuard`` that admits ``multipart/form-data`` up to ``upload_limit`` bytes on ``upload_path``.
-
-    Every other request goes through ``RequestGuard`` unchanged (JSON only, its own limit).
-    """
-
-    def __init__(self, app: Any, max_body_bytes: int, metrics: Any, *, upload_path: str, upload_limit: int):
-        super().__init__(app, max_body_bytes=max_body_bytes, metrics=metrics)
-        self.upload_path, self.upload_limit = upload_path, upload_limit
-
-    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
-        if scope.get("path") != self.upload_path:
-            return await super()._read_body(scope, receive, send)
-        if scope.get("method") != "POST":
-            return receive  # the router answers 405 without reading the body, whatever its type
-        headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if content_type.split(";", 1)[0].strip().lower() != "multipart/form-data":
-            await send_error(
-                send,
-                415,
-                f"Content-Type must be multipart/form-data, got {content_type!r}",
-                "unsupported_media_type",
-            )
-            return None
-        limit = self.upload_limit
-        too_big = f"upload is larger than this server's limit of {limit} bytes"
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            try:
-                n = int(declared)
-            except ValueError:
-                await send_error(send, 400, "Content-Length is not a number", "invalid_request")
-                return None
-            if n > limit:
-                await self._discard(receive, n)
-                await send_error(send, 413, too_big, "request_too_large")
-                return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body = message.get("body", b"")
-            size += len(body)
-            if size > limit:
-                if message.get("more_body", False):
-                    await self._discard(receive, None)
-                await send_error(send, 413, too_big, "request_too_large")
-                return None
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        data = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": data, "more_body": False}
-            return await receive()
-
-        return replay
-
-
-def _install_upload_guard(app: FastAPI, limit: int) -> None:
-    for i, entry in enumerate(app.user_middleware):
-        if entry.cls is RequestGuard:
-            guard: Any = VoiceUploadGuard  # same arguments as the RequestGuard it replaces, plus two
-            app.user_middleware[i] = Middleware(
-                guard, *entry.args, upload_path=VOICES_PATH, upload_limit=limit, **entry.kwargs
-            )
-            return
-    raise RuntimeError("voice routes need the server's RequestGuard middleware to be installed first")
+def _admit_uploads(app: FastAPI, limit: int) -> None:
+    """Let ``RequestGuard`` admit multipart bodies up to ``limit`` bytes on the upload path (see guard.py)."""
+    for attr, value in (("upload_limits", limit), ("upload_types", ("multipart/form-data",))):
+        if getattr(app.state, attr, None) is None:
+            setattr(app.state, attr, {})
+        getattr(app.state, attr)[VOICES_PATH] = value
 
 
 def registered_voice_infos(app: FastAPI, packs: list[VoiceInfo]) -> list[VoiceInfo]:
@@ -202,7 +130,7 @@ def add_voice_routes(
     engine); returns the registry, also kept as ``app.state.voice_registry``. Opens nothing yet."""
     registry = registry or open_registry()
     app.state.voice_registry = registry
-    _install_upload_guard(app, registry.limits.max_upload_bytes)
+    _admit_uploads(app, registry.limits.max_upload_bytes)
     gate = asyncio.Semaphore(MAX_CONCURRENT_REGISTRATIONS)
     pack = registry.config.pack
 
