@@ -35,7 +35,12 @@ def _synth(args: argparse.Namespace) -> None:
         _fail(f"output must end in .wav, .flac or .ogg, got {out.name!r}")
     if not out.parent.is_dir():
         _fail(f"output directory {str(out.parent)!r} does not exist")
-    tts = TTS(backend=args.backend)
+    directories = []
+    if args.voice and args.voice.startswith("voice_"):  # a registered (cloned) voice: ask the registry
+        from voxserve.cloning.registry import open_registry
+
+        directories.append(open_registry())
+    tts = TTS(backend=args.backend, directories=directories)
     audio = tts.synthesize(
         text,
         voice=args.voice,

@@ -433,3 +433,25 @@ def test_emotivoice_parity_on_gpu(emotivoice_small):
     # This random vocoder's output is nearly constant (std ~1e-4), so compare values, not correlation;
     # fp16 on the CPU differs from fp32 by 1.4e-4 here.
     torch.testing.assert_close(backend.vocoder(out.mel), ref_wav, atol=1e-3, rtol=0)
+
+
+def test_batches_over_the_cell_budget_run_in_slices_of_rows():
+    """``max_graph_frames`` bounds one call's batch × frames: larger batches are cut into row slices,
+    each padded to its own bucket, and still equal the model's output."""
+    acoustic, vocoder = tiny_fastspeech2(), tiny_mbmelgan()
+    backend = CudaBackend(device="cpu", dtype="fp32", graphs=False, max_graph_frames=64, **SMALL)
+    backend.load_models(acoustic, vocoder)
+    assert backend._rows_within_budget(40) == 1 and backend._rows_within_budget(20) == 3
+
+    ids, lengths = batch(SEQS)
+    controls = Controls(torch.tensor([3.0, 4.0, 2.5]), *Controls.neutral(3)[1:])  # long: over the budget
+    out = backend.acoustic(ids, lengths, controls)
+    assert int(out.mel_lengths.max()) * 3 > 64
+    assert_same(out, reference(acoustic, ids, lengths, controls))
+
+    mel = torch.randn(5, 40, 6)
+    wav = backend.vocoder(mel)
+    assert wav.shape == (5, 40 * 12)
+    with torch.inference_mode():  # one row a call, padded to the 64-frame bucket
+        expected = torch.cat([vocoder(F.pad(mel[i : i + 1], (0, 0, 0, 24)))[:, : 40 * 12] for i in range(5)])
+    torch.testing.assert_close(wav, expected, atol=1e-6, rtol=1e-5)

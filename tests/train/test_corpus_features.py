@@ -99,3 +99,18 @@ def test_trim_silence_keeps_speech():
     x[SR // 2 : SR] = _harmonic(np.full(SR // 2, 150.0))
     y = trim_silence(x, SR, keep=0.05)
     assert abs(len(y) - (SR // 2 + int(0.1 * SR))) < int(0.03 * SR)
+
+
+def test_octave_jumps_are_halved_but_smooth_rises_stay():
+    from voxserve.train.corpus.features import fix_octave_jumps
+
+    contour = np.linspace(100, 180, 60).astype(np.float32)
+    broken = contour.copy()
+    broken[20:23] *= 2
+    broken[40] = 0  # unvoiced frames are left alone
+    fixed = fix_octave_jumps(broken)
+    np.testing.assert_allclose(fixed[20:23], contour[20:23], rtol=1e-6)
+    assert fixed[40] == 0
+    np.testing.assert_array_equal(fix_octave_jumps(contour), contour)
+    rise = np.concatenate([np.full(30, 150.0), np.linspace(150, 290, 30)]).astype(np.float32)
+    np.testing.assert_array_equal(fix_octave_jumps(rise), rise)

@@ -68,6 +68,9 @@ def test_plan_speakers_and_held_out_split():
     assert {j.text for j in evals}.isdisjoint(j.text for j in jobs if j.split == "train")
     clips = [j for j in evals if j.clip]
     assert len(clips) == len(held) + 7 and {j.lang for j in clips} == {"zh", "en"}
+    assert all(j.id.endswith("_ref") for j in clips)
+    assert all(len(j.text.split()) >= 14 for j in clips if j.lang == "en")
+    assert all(len(j.text) >= 20 for j in clips if j.lang == "zh")
     assert jobs[: len(evals)] == evals  # eval first
     assert all(j.emotion == plan.NEUTRAL for j in jobs if j.teacher == "piper")
     assert not any(re.search("[A-Za-z]", j.text) for j in jobs if j.teacher == "baker")

@@ -63,14 +63,15 @@ class CudaBackend(Backend):
         batch_buckets: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
         token_buckets: Sequence[int] = (32, 64, 128, 192, 256, 384, 512),
         frame_buckets: Sequence[int] = (128, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536, 2048),
-        max_graph_frames: int = 65536,
+        max_graph_frames: int = 16384,
         cudnn_benchmark: bool = False,
         compile_vocoder: bool = False,
     ) -> None:
         """``dtype`` (fp16, bf16, fp32) is for the frame stages and vocoder; symbols always run in float32.
 
-        ``max_graph_frames`` caps ``batch * frames`` of a captured bucket (larger
-        shapes are compute-bound and run eagerly). ``cudnn_benchmark`` lets cuDNN
+        ``max_graph_frames`` caps ``batch * frames`` of a captured bucket and of one
+        vocoder call (larger vocoder batches run in slices of rows; a larger acoustic
+        batch runs eagerly): it bounds the device memory the engine needs. ``cudnn_benchmark`` lets cuDNN
         time its algorithms for each bucket while capturing (slower warm-up).
         ``graphs=False`` runs the same padded stages without capture (for
         measuring the graphs' gain, and for testing on the CPU).
@@ -137,7 +138,12 @@ class CudaBackend(Backend):
             self._ids = FlatBuffer(bmax * tmax, torch.int64, dev)
             self._lengths = FlatBuffer(bmax, torch.int64, dev, fill=1)
             self._controls = torch.ones(len(Controls._fields), bmax, device=dev)
-            self._speaker = FlatBuffer(bmax, torch.int64, dev)
+            # Table packs take [B] rows; embedding packs (cloned voices) take [B, D] d-vectors.
+            self._speaker_width = self._speaker_dim(self.acoustic_model)
+            if self._speaker_width:
+                self._speaker = FlatBuffer(bmax * self._speaker_width, torch.float32, dev)
+            else:
+                self._speaker = FlatBuffer(bmax, torch.int64, dev)
             self._style_width = self._style_dim(plan)
             self._style = FlatBuffer(bmax * self._style_width, torch.float32, dev)
             # Stage 1 → stage 2 hand-off, outside the graph pool so stage-2 replays cannot reuse it.
@@ -159,7 +165,16 @@ class CudaBackend(Backend):
         return int(first.in_channels)
 
     @staticmethod
+    def _speaker_dim(model: torch.nn.Module) -> int:
+        """Width of a d-vector speaker input (0: speakers are table rows or absent)."""
+        table = getattr(model, "speaker_table", None)
+        return int(table.shape[1]) if isinstance(table, torch.Tensor) and table.dim() == 2 else 0
+
+    @staticmethod
     def _style_dim(plan: StagePlan) -> int:
+        config = getattr(plan.front, "config", None)
+        if hasattr(config, "n_emotions"):  # the clone family: a weight per emotion label
+            return int(config.n_emotions)
         if isinstance(plan, EmotiVoicePlan):
             return 2 * plan.front.config.bert_dim
         return 1
@@ -235,7 +250,7 @@ class CudaBackend(Backend):
             self._ids.view(b, t),
             self._lengths.view(b),
             Controls(*self._controls[:, :b]),
-            self._speaker.view(b),
+            self._speaker.view(b, self._speaker_width) if self._speaker_width else self._speaker.view(b),
             self._style.view(b, self._style_width),
         )
         for dst, src in ((self._states, out.states), (self._durations, out.durations)):
@@ -281,22 +296,25 @@ class CudaBackend(Backend):
                 return self._acoustic_eager(plan, ids, lengths, controls, speaker, style)
             self._fill_symbols(key, ids, lengths, controls, speaker, style)
             self._tokens.run(key)
-            mel_lengths = self._mel_lengths[:b].cpu()  # the one host sync: frame count picks the bucket
+            mel_lengths = self._mel_lengths[:b].to("cpu", copy=True)  # the one host sync: frame count picks the bucket
             frames = max(int(mel_lengths.max()), 1)
             bb = key[0]
             fkey = self._frame_table.select(bb, frames)
-            if fkey is None:
-                mel = plan.frames(self._states[:bb], self._durations[:bb], self._lengths.view(bb), frames)[:b]
+            if fkey is None:  # past the table: eagerly, in slices of rows within the cell budget
+                rows, lens = self._rows_within_budget(frames), self._lengths.view(bb)
+                mel = torch.cat(
+                    [
+                        plan.frames(self._states[i:j], self._durations[i:j], lens[i:j], frames)
+                        for i in range(0, b, rows)
+                        for j in [min(i + rows, b)]
+                    ]
+                )
             else:
                 self._frames.run(fkey)
                 mel = self._mel.view(*fkey, self.n_mels)[:b, :frames]
-            return AcousticOutput(
-                mel.cpu(),
-                mel_lengths,
-                self._durations[:b, :t].cpu(),
-                self._pitch[:b, :t].cpu(),
-                self._energy[:b, :t].cpu(),
-            )
+            static = (mel, self._durations[:b, :t], self._pitch[:b, :t], self._energy[:b, :t])
+            mel, durations, pitch, energy = (x.to("cpu", copy=True) for x in static)
+            return AcousticOutput(mel, mel_lengths, durations, pitch, energy)
 
     @torch.inference_mode()
     def vocoder(self, mel: torch.Tensor) -> torch.Tensor:
@@ -305,6 +323,9 @@ class CudaBackend(Backend):
             return torch.zeros(b, 0)
         key = self._frame_table.select(b, f)
         if key is None:
+            rows = self._rows_within_budget(f)
+            if rows < b:  # too many cells for one call: slices of rows, each a captured shape if it fits
+                return torch.cat([self.vocoder(mel[i : i + rows]) for i in range(0, b, rows)])
             return self._voc_fn(mel.to(self.device).to(self.dtype)).float().cpu()
         bb, fb = key
         inp = self._voc_in.view(bb, fb, n)
@@ -313,9 +334,17 @@ class CudaBackend(Backend):
         inp[:b, f:].zero_()
         inp[b:].zero_()
         self._vocode.run(key)
-        return self._wav.view(bb, fb * self.hop_length)[:b, : f * self.hop_length].cpu()
+        # A copy even on a CPU device: the static buffer is overwritten by the next call.
+        return self._wav.view(bb, fb * self.hop_length)[:b, : f * self.hop_length].to("cpu", copy=True)
 
     # --- helpers --------------------------------------------------------------------------------------
+
+    def _rows_within_budget(self, frames: int) -> int:
+        """How many rows of ``frames`` frames one vocoder call may take: ``max_graph_frames`` cells,
+        at least one row. Vocoder activations grow with batch × frames and dominate device memory,
+        so slicing bounds the engine's peak memory while each slice is still large enough to
+        keep the GPU busy."""
+        return max(1, self.max_graph_frames // max(frames, 1))
 
     def _fill_symbols(
         self,
@@ -342,9 +371,15 @@ class CudaBackend(Backend):
         ctl[:, :b] = torch.stack([c.float() for c in controls])
         self._controls[:, :bb].copy_(ctl)
         if speaker is not None:
-            spk = torch.zeros(bb, dtype=torch.int64)
+            d = self._speaker_width
+            if d and speaker.dim() == 1:  # table rows of an embedding pack: the model's own vectors
+                speaker = self.acoustic_model.speaker_table[speaker.to(self.device)].float().cpu()
+            spk = torch.zeros((bb, d) if d else (bb,), dtype=torch.float32 if d else torch.int64)
+            # Padding rows need a finite, non-zero d-vector: the model normalizes it.
+            if d:
+                spk[b:] = 1.0
             spk[:b] = speaker
-            self._speaker.view(bb).copy_(spk)
+            self._speaker.view(*spk.shape).copy_(spk)
         if style is not None:
             sty = torch.zeros(bb, style.shape[-1])
             sty[:b] = style

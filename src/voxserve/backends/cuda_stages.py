@@ -126,11 +126,13 @@ class EmotiVoicePlan(StagePlan):
 
 def plan_for(model: torch.nn.Module, dtype: torch.dtype) -> StagePlan | None:
     """The plan for an acoustic model of a known family, or None (the backend then runs it eagerly)."""
+    from voxserve.models.clone.model import Model as Clone
     from voxserve.models.emotivoice.acoustic import Acoustic
     from voxserve.models.fastspeech2.model import Model as FastSpeech2
 
     if isinstance(model, FastSpeech2):
         return FastSpeech2Plan(model, dtype)
-    if isinstance(model, Acoustic):
+    if isinstance(model, (Acoustic, Clone)):
+        # The clone model has EmotiVoice's stage methods (encode/predict/expand/decode) and inputs.
         return EmotiVoicePlan(model, dtype)
     return None

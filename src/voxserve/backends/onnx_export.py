@@ -89,7 +89,11 @@ def sample_inputs(facts: Mapping[str, int], batch: int, tokens: int, seed: int) 
     controls = torch.ones(batch, 4)
     controls[1:] = 0.8 + 0.4 * torch.rand(batch - 1, 4, generator=g)
     feeds = {"ids": ids, "lengths": lengths, "controls": controls}
-    if facts["style_dim"]:
+    if facts.get("speaker_dim"):  # the clone family: unit d-vectors and emotion weights summing to 1
+        speaker = torch.randn(batch, facts["speaker_dim"], generator=g)
+        feeds["speaker"] = speaker / speaker.norm(dim=1, keepdim=True)
+        feeds["style"] = torch.softmax(2 * torch.randn(batch, facts["style_dim"], generator=g), dim=1)
+    elif facts["style_dim"]:
         feeds["speaker"] = torch.randint(0, facts["n_speakers"], (batch,), generator=g)
         feeds["style"] = torch.tanh(torch.randn(batch, facts["style_dim"], generator=g))  # BERT pooler range
     return feeds

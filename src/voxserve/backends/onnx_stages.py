@@ -8,7 +8,8 @@ alone (what TensorRT needs to build an engine for a min/opt/max profile):
 * ``encoder``: ``ids`` [B, T] int64, ``lengths`` [B] int64, ``controls`` [B, 4]
   float32 (the :class:`~voxserve.models.interface.Controls` fields in order:
   duration, pitch, pitch_range, energy) and, for conditioned families, ``speaker``
-  [B] int64 and ``style`` [B, S] float32 → ``states`` [B, T, H] (symbol states
+  ([B] int64 table rows for EmotiVoice, [B, D] float32 d-vectors for the clone
+  family) and ``style`` [B, S] float32 → ``states`` [B, T, H] (symbol states
   with the pitch and energy embeddings added, zero on padding), ``durations`` [B, T]
   int64, ``pitch`` and ``energy`` [B, T] float32. Encoder + variance predictors.
 * ``decoder``: ``states``, ``durations`` (and ``lengths`` for families whose
@@ -82,7 +83,10 @@ class FastSpeech2Decoder(nn.Module):
 
 
 class EmotiVoiceEncoder(nn.Module):
-    """EmotiVoice ``Acoustic.encode`` + ``Acoustic.predict`` (the prosody half of ``adapt``)."""
+    """EmotiVoice ``Acoustic.encode`` + ``Acoustic.predict`` (the prosody half of ``adapt``).
+
+    Also wraps the clone family's model, which has the same stage methods and signatures.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -94,7 +98,10 @@ class EmotiVoiceEncoder(nn.Module):
 
 
 class EmotiVoiceDecoder(nn.Module):
-    """``Acoustic.expand`` (Gaussian upsampling) to ``len(frame_ids)`` frames, then ``Acoustic.decode``."""
+    """``Acoustic.expand`` (Gaussian upsampling) to ``len(frame_ids)`` frames, then ``Acoustic.decode``.
+
+    Also wraps the clone family's model (same ``expand`` and ``decode``).
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -110,7 +117,7 @@ class StageSet:
     """One voice's stages as exportable modules, with the facts a runtime needs beside the files."""
 
     family: str
-    """Acoustic family name (``fastspeech2``, ``emotivoice``)."""
+    """Acoustic family name (``fastspeech2``, ``emotivoice``, ``clone``)."""
     modules: dict[str, nn.Module]
     """Stage name → module to export."""
     inputs: dict[str, tuple[str, ...]]
@@ -118,7 +125,8 @@ class StageSet:
     outputs: dict[str, tuple[str, ...]]
     """Stage name → graph output names."""
     facts: dict[str, int] = field(default_factory=dict)
-    """hidden, n_mels, hop_length, min_frames, receptive_frames, style_dim, n_speakers, vocab, max_frames."""
+    """hidden, n_mels, hop_length, min_frames, receptive_frames, style_dim, n_speakers, vocab, max_frames;
+    ``speaker_dim`` (the clone family only): width of the float d-vector ``speaker`` input."""
 
 
 def unwrap(acoustic: Any, vocoder: Any) -> tuple[Any, Any]:
@@ -140,13 +148,14 @@ def unwrap(acoustic: Any, vocoder: Any) -> tuple[Any, Any]:
 
 def stage_set(acoustic: Any, vocoder: Any) -> StageSet:
     """The export stages for a known acoustic family; raises PackError for any other."""
+    from voxserve.models.clone.model import Model as Clone
     from voxserve.models.emotivoice.acoustic import Acoustic as EmotiVoice
     from voxserve.models.fastspeech2.model import Model as FastSpeech2
 
     acoustic, vocoder = unwrap(acoustic, vocoder)
-    if not isinstance(acoustic, (FastSpeech2, EmotiVoice)):
+    if not isinstance(acoustic, (FastSpeech2, EmotiVoice, Clone)):
         raise PackError(
-            f"no ONNX export for acoustic model {type(acoustic).__name__}; known: FastSpeech2, EmotiVoice"
+            f"no ONNX export for acoustic model {type(acoustic).__name__}; known: FastSpeech2, EmotiVoice, clone"
         )
     c: Any = acoustic.config
     facts = {
@@ -179,13 +188,15 @@ def stage_set(acoustic: Any, vocoder: Any) -> StageSet:
         # The position table's length: export specializes the model's "extend the table" branch away.
         table: Any = acoustic.decoder.embed[0].pe
         max_frames = int(table.size(0))
-        facts.update(
-            style_dim=2 * int(c.bert_dim),
-            n_speakers=int(c.n_speakers),
-            vocab=int(c.n_vocab),
-            max_frames=max_frames,
-        )
-        family = "emotivoice"
+        facts.update(n_speakers=int(c.n_speakers), vocab=int(c.n_vocab), max_frames=max_frames)
+        if isinstance(acoustic, Clone):
+            # Speaker: a float d-vector per row (cloned voices, and the pack's speakers' table vectors);
+            # style: a weight per emotion label.
+            facts.update(style_dim=int(c.n_emotions), speaker_dim=int(c.speaker_dim))
+            family = "clone"
+        else:
+            facts.update(style_dim=2 * int(c.bert_dim))  # style ‖ content BERT embeddings
+            family = "emotivoice"
     modules["vocoder"] = vocoder
     inputs["vocoder"] = ("mel",)
     return StageSet(family, modules, inputs, outputs, facts)

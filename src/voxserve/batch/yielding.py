@@ -25,9 +25,10 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch loads with the first job, not with the server's routes
+    import torch
 
 DEFAULT_SLICE_MS = 50.0
 """Target duration of one gated model call, milliseconds."""
@@ -199,11 +200,19 @@ class GatedBackend:
         end (re-reading frames already done) rather than shortened. Each kept frame has the
         vocoder's receptive field of real input on both sides, so no kept sample changes.
         """
+        import torch
+
         if self._context is None:
             from voxserve.engine.streaming import receptive_frames
 
             self._context = receptive_frames(self.backend, self.n_mels)
         context, rows, frames = self._context, int(mel.shape[0]), int(mel.shape[1])
+        floor = 1 << (4 * context - 1).bit_length()
+        if self.frame_cost_s is not None and rows > 1 and frames > floor:
+            # Even the shortest chunk of all rows would overrun: fewer rows per call (rows are independent).
+            cap = max(1, int(self.owner.budget_s / (self.frame_cost_s * floor)))
+            if cap < rows:
+                return torch.cat([self.vocoder(mel[i : i + cap]) for i in range(0, rows, cap)], dim=0)
         size = self.call_frames(rows, context)
         if frames <= size:
             out, took = self.owner.gated(partial(self.backend.vocoder, mel))

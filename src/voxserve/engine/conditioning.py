@@ -4,7 +4,10 @@ Who calls what: a ``Voice`` builds one ``StyleSource`` from its pack (``style_so
 per sentence, asks it for that row's style vector from the request's parameters and the
 sentence text; ``speaker_value`` turns a resolved ``Speaker`` into the row's speaker input.
 The engine puts both on each batch row, so rows of different speakers and emotions share a
-batch. A pack's ``style`` entry picks the kind:
+batch. An ``embedding`` pack (the clone voice) takes a d-vector on every row: a registered
+voice's own, or, for the pack's default and named speakers, a row of its speaker table file
+(``speaker_table`` in config.json, ``speakers.safetensors``), so those rows batch with cloned
+voices. A pack's ``style`` entry picks the kind:
 
 - ``none`` (baker): no style input; an emotion changes prosody through ``prosody_presets``.
 - ``emotivoice-prompt``: EmotiVoice's prompt and content embeddings, each the pooled output
@@ -19,8 +22,12 @@ voice names (``resolve.py``) or batch (``batch.py``).
 
 from __future__ import annotations
 
+import json
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,19 +156,94 @@ def style_source(pack: Pack, device: str = "cpu") -> StyleSource:
     return builder(pack, device)
 
 
+SPEAKER_TABLE_KEY = "embeddings"
+"""Tensor name in a speaker table file: float32 [len(speakers), speaker_dim]."""
+
+
+def speaker_table_file(pack: Pack) -> Path | None:
+    """The file of an ``embedding`` pack's speaker vectors (config key ``speaker_table``), None without one."""
+    try:
+        raw = json.loads((pack.path / "config.json").read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise PackError(f"{pack.path / 'config.json'}: unreadable ({e})") from e
+    name = raw.get("speaker_table") if isinstance(raw, dict) else None
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise PackError(f"{pack.path / 'config.json'}: key 'speaker_table' must be a file name in the pack")
+    return pack.path / name
+
+
+def has_speaker_table(pack: Pack) -> bool:
+    """True when ``pack`` names its speakers by vectors it ships (an ``embedding`` pack with a table file)."""
+    return pack.config.speaker_input == "embedding" and _table(pack) is not None
+
+
+def speaker_vectors(pack: Pack) -> np.ndarray:
+    """An ``embedding`` pack's speaker table, float32 [len(speakers), speaker_dim], read-only.
+
+    Read once per ``Pack`` object (a pack's files are fixed once loaded, as its config is).
+    PackError when the pack has none, or its file does not match ``speakers`` and ``speaker_dim``.
+    """
+    table = _table(pack)
+    if table is None:
+        raise PackError(f"{pack.path / 'config.json'}: voice {pack.name!r} ships no speaker table")
+    return table
+
+
+_TABLES: weakref.WeakKeyDictionary[Pack, np.ndarray | None] = weakref.WeakKeyDictionary()
+_TABLES_LOCK = threading.Lock()
+
+
+def _table(pack: Pack) -> np.ndarray | None:
+    with _TABLES_LOCK:
+        if pack in _TABLES:
+            return _TABLES[pack]
+    table = _read_table(pack) if pack.config.speaker_input == "embedding" else None
+    with _TABLES_LOCK:
+        _TABLES[pack] = table
+    return table
+
+
+def _read_table(pack: Pack) -> np.ndarray | None:
+    from safetensors.numpy import load_file
+
+    path = speaker_table_file(pack)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise PackError(f"{pack.path}: missing speaker table {path.name}")
+    try:
+        table = load_file(str(path))[SPEAKER_TABLE_KEY].astype(np.float32)
+    except Exception as e:  # a corrupt file or a missing key; name the file
+        raise PackError(f"{path}: unreadable speaker table ({type(e).__name__}: {e})") from e
+    want = (len(pack.config.speakers), pack.config.speaker_dim)
+    if table.shape != want:
+        raise PackError(f"{path}: {SPEAKER_TABLE_KEY!r} is {list(table.shape)}, expected {list(want)}")
+    table.setflags(write=False)
+    return table
+
+
 def speaker_value(pack: Pack, speaker: Speaker) -> int | np.ndarray | None:
-    """A row's speaker input for ``pack``: a table row, an embedding [D] float32, or None (no input)."""
+    """A row's speaker input for ``pack``: a table row, an embedding [D] float32, or None (no input).
+
+    An ``embedding`` pack gets the speaker's own embedding, else its row (default: the pack's
+    default speaker) of the pack's speaker table; InvalidInput when the pack has no table.
+    """
     kind = pack.config.speaker_input
     if kind == "none":
         return None
     if kind == "table":
         return speaker.row if speaker.row is not None else pack.speaker_row()
-    if speaker.embedding is None:
+    if speaker.embedding is not None:
+        return np.asarray(speaker.embedding, dtype=np.float32).reshape(-1)
+    if not has_speaker_table(pack):
         raise InvalidInput(
             f"voice {pack.name!r} speaks only with a registered voice's embedding; pass its voice id",
             param="voice",
         )
-    return np.asarray(speaker.embedding, dtype=np.float32).reshape(-1)
+    row = speaker.row if speaker.row is not None else pack.speaker_row()
+    return speaker_vectors(pack)[row]
 
 
 def neutral_inputs(pack: Pack, style: StyleSource) -> dict[str, Any]:
@@ -172,8 +254,9 @@ def neutral_inputs(pack: Pack, style: StyleSource) -> dict[str, Any]:
     kind = pack.config.speaker_input
     if kind == "table":
         out["speaker"] = torch.tensor([pack.speaker_row()], dtype=torch.int64)
-    elif kind == "embedding":
-        out["speaker"] = torch.zeros(1, pack.config.speaker_dim)
+    elif kind == "embedding":  # the default speaker's vector where the pack ships a table
+        vec = speaker_vectors(pack)[pack.speaker_row()] if has_speaker_table(pack) else None
+        out["speaker"] = torch.zeros(1, pack.config.speaker_dim) if vec is None else torch.tensor(vec)[None]
     if style.dim:
         row = style.vector(SynthesisParams(), "你好。")
         out["style"] = torch.from_numpy(np.asarray(row, dtype=np.float32))[None]

@@ -24,7 +24,8 @@ def resolve_voice(
     """The speaker ``name`` means; NotFound (HTTP 404) naming what exists when nothing matches.
 
     In order: None → ``default``; ``<pack>:<speaker>`` → that row of the pack's speaker
-    table; a pack name → the pack's default speaker; a speaker name found in exactly one
+    table (a ``table`` pack's, or an ``embedding`` pack's table of vectors); a pack name →
+    the pack's default speaker; a speaker name found in exactly one
     loaded pack → that speaker; a name a ``directory`` knows → its speaker (its pack must be
     loaded, or loadable); finally ``load(name)`` when given (a pack not loaded yet).
     """
@@ -43,12 +44,12 @@ def resolve_voice(
     if ":" in name:
         pack_name, speaker = name.split(":", 1)
         p = pack(pack_name)
-        if p.config.speaker_input != "table":
+        if not _named_speakers(p):
             raise NotFound(f"voice {pack_name!r} has no speaker list (asked for {name!r})", param="voice")
         return Speaker(p.name, row=p.speaker_row(speaker), voice_id=name)
     if name in packs:
         return _default(packs[name], name)
-    owners = [p for p in packs.values() if p.config.speaker_input == "table" and name in p.config.speakers]
+    owners = [p for p in packs.values() if name in p.config.speakers and _named_speakers(p)]
     if len(owners) == 1:
         return Speaker(owners[0].name, row=owners[0].speaker_row(name), voice_id=f"{owners[0].name}:{name}")
     if len(owners) > 1:
@@ -67,6 +68,14 @@ def resolve_voice(
     )
 
 
+def _named_speakers(pack: Pack) -> bool:
+    """Whether ``pack``'s speakers can be picked by name: a ``table`` pack, or an ``embedding`` pack
+    (the clone voice) that ships its speakers' vectors (see ``conditioning.speaker_vectors``)."""
+    from voxserve.engine.conditioning import has_speaker_table
+
+    return pack.config.speaker_input == "table" or has_speaker_table(pack)
+
+
 def _default(pack: Pack, name: str) -> Speaker:
-    row = pack.speaker_row() if pack.config.speaker_input == "table" else None
+    row = pack.speaker_row() if _named_speakers(pack) else None
     return Speaker(pack.name, row=row, voice_id=name)

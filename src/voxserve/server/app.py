@@ -131,7 +131,7 @@ def create_app(config: ServerConfig | None = None, engine: ServingEngine | None 
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["*"],
             expose_headers=["X-Sample-Rate", "X-Audio-Duration", "Retry-After"],
         )

@@ -2,9 +2,10 @@
 
 Statuses: 400 invalid values or JSON, 401 missing/wrong API key, 404 unknown voice, model,
 emotion or route, 405 wrong method, 413 body too large, 415 body not JSON, 429 queue full
-(with Retry-After), 503 draining/not ready/model unavailable, 504 deadline passed. There
-is no 422: like OpenAI, every invalid request is a 400, and the openai client treats
-both alike. A 500 means a bug, never bad input.
+(with Retry-After), 503 draining/not ready/model unavailable, 504 deadline passed. Like
+OpenAI, every invalid request is a 400 (FastAPI's automatic 422 is not used); the one 422 is
+an uploaded reference clip that decodes but cannot serve (silent, too little or too much
+speech: ``POST /v1/audio/voices``). A 500 means a bug, never bad input.
 """
 
 from __future__ import annotations
@@ -148,8 +149,9 @@ def tidy_openapi(app: FastAPI) -> None:
         )
         for path in schema.get("paths", {}).values():
             for op in path.values():
-                if isinstance(op, dict):
-                    op.get("responses", {}).pop("422", None)
+                responses = op.get("responses", {}) if isinstance(op, dict) else {}
+                if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                    responses.pop("422")  # FastAPI's automatic one; a route's own 422 stays
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
         comps.pop("HTTPValidationError", None)
         comps.pop("ValidationError", None)

@@ -169,7 +169,9 @@ def render(job: planning.Job) -> dict[str, Any]:
     }
 
 
-def _write_clip(result: dict[str, Any], clips: Path, manifest: list[dict[str, Any]], speakers: dict) -> None:
+def _write_clip(
+    result: dict[str, Any], clips: Path, manifest: dict[str, dict[str, Any]], speakers: dict
+) -> None:
     import soundfile as sf  # type: ignore[import-untyped]
 
     job = result["job"]
@@ -189,7 +191,7 @@ def _write_clip(result: dict[str, Any], clips: Path, manifest: list[dict[str, An
     }
     if spk.get("blend") and spk["name"].startswith("blend"):
         entry["blend"] = spk["blend"]
-    manifest.append(entry)
+    manifest[name] = entry
 
 
 def build(
@@ -211,9 +213,10 @@ def build(
     writer = CorpusWriter(out, shard_size=128, resume=resume)
     done = writer.done_ids
     todo = [j for j in planning.jobs(opts, speaker_list) if j.id not in done]
-    manifest: list[dict[str, Any]] = []
+    manifest: dict[str, dict[str, Any]] = {}  # file name → entry (a re-rendered clip replaces its entry)
     if resume and clips_dir is not None and (clips_dir / "manifest.json").exists():
-        manifest = json.loads((clips_dir / "manifest.json").read_text("utf-8"))["clips"]
+        old = json.loads((clips_dir / "manifest.json").read_text("utf-8"))["clips"]
+        manifest = {e["file"]: e for e in old}
     seconds: dict[str, float] = {}
     cpu = 0.0
     size = sum(r["n_frames"] for r in writer.records) * 80
@@ -258,7 +261,7 @@ def build(
     )
     if clips_dir is not None and manifest:
         clips_dir.mkdir(parents=True, exist_ok=True)
-        body = {"sample_rate": CLIP_RATE, "clips": sorted(manifest, key=lambda e: e["file"])}
+        body = {"sample_rate": CLIP_RATE, "clips": [manifest[k] for k in sorted(manifest)]}
         (clips_dir / "manifest.json").write_text(
             json.dumps(body, ensure_ascii=False, indent=1) + "\n", "utf-8"
         )

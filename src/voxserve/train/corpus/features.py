@@ -181,7 +181,24 @@ def yin_f0(
     for i in range(1, n_frames - 1):
         if voiced[i - 1] and voiced[i] and voiced[i + 1]:
             smooth[i] = np.median(out[i - 1 : i + 2])
-    return smooth.astype(np.float32)
+    return fix_octave_jumps(smooth.astype(np.float32))
+
+
+def fix_octave_jumps(f0: np.ndarray, window: int = 10, jump: float = 1.8) -> np.ndarray:
+    """Halve voiced values that sit an octave above their neighbourhood (YIN's typical error).
+
+    A voiced frame more than ``jump`` times the median of the voiced frames within ``window``
+    frames either side, whose half is within 25 % of that median, is taken as an octave-up
+    error. Smooth rises (a surprised contour) move the local median with them and stay.
+    """
+    out = np.asarray(f0, dtype=np.float32).copy()
+    voiced = np.flatnonzero(out > 0)
+    for i in voiced:
+        near = out[max(0, i - window) : i + window + 1]
+        local = float(np.median(near[near > 0]))
+        if out[i] > jump * local and abs(out[i] / 2 - local) < 0.25 * local:
+            out[i] /= 2
+    return out
 
 
 def to_corpus_audio(audio: np.ndarray, sample_rate: int, hop: int = 256, target: int = 22050) -> np.ndarray:

@@ -165,11 +165,18 @@ def jobs(opts: Options, speaker_list: list[Speaker] | None = None) -> list[Job]:
         for k in range(n_eval):
             lang = langs[(k + i) % len(langs)]
             name = "zh_news" if lang == "zh" else "en_fortunes"
-            lo, hi = (20, 30) if lang == "zh" else (12, 20)  # reference clips of 3-8 s
-            text = texts.take(name, "eval", lo, hi) if k == 0 else texts.take(name, "eval")
-            eval_jobs.append(
-                Job(f"{s.name}_eval{k}", s.name, s.teacher, lang, text, NEUTRAL, 1.0, "eval", k == 0)
-            )
+            if k > 0:
+                text = texts.take(name, "eval")
+                eval_jobs.append(
+                    Job(f"{s.name}_eval{k}", s.name, s.teacher, lang, text, NEUTRAL, 1.0, "eval")
+                )
+                continue
+            # The reference clip: 4-8 s of speech (a cloning request needs at least 3 s).
+            lo, hi = (20, 30) if lang == "zh" else (12, 20)
+            text = texts.take(name, "eval", lo, hi)
+            if lang == "en" and len(text.split()) < 16:  # fortunes are short: two sentences
+                text = f"{text} {texts.take(name, 'eval', 6, 12)}"
+            eval_jobs.append(Job(f"{s.name}_ref", s.name, s.teacher, lang, text, NEUTRAL, 1.0, "eval", True))
     budget = {
         "baker": opts.shares[0] * opts.minutes * 60,
         "piper": opts.shares[1] * opts.minutes * 60,
