@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run on the GPU machine (the device tool) from the repository root:
+#   bash scripts/gpu_verify.sh [tests] [batch] [bench]
+#     tests  -> every @pytest.mark.gpu test (backends, trainer, batch)
+#     batch  -> the long-document benchmark: data/books/tang300.md through `voxserve batch` on cuda
+#     bench  -> `voxserve bench baker` (torch vs cuda) for latency, throughput and peak memory
+# Same setup as gpu_bench.sh (.whl wheels, .vxhome/baker.tar.xz). Results go to $OUT/verify.tar.gz.
+set -u
+res=/tmp/res-verify
+mkdir -p "$res"
+trap 'tar czf "$OUT/verify.tar.gz" -C "$res" . 2>/dev/null' EXIT
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation \
+  --upgrade --target /tmp/site .whl/*.whl .whl/jieba-0.42.1.tar.gz >"$res/pip.log" 2>&1 || { cat "$res/pip.log"; exit 1; }
+export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 VOXSERVE_HOME=$PWD/.vxhome
+[ -d .vxhome/packs/baker ] || tar xJf .vxhome/baker.tar.xz -C .vxhome
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$res/gpu.csv"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' >>"$res/gpu.csv"
+cat "$res/gpu.csv"
+for step in "${@:-tests batch bench}"; do
+  case $step in
+  tests)
+    timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/backends tests/train tests/batch \
+      2>&1 | tee "$res/gpu-tests.log" | tail -25 ;;
+  batch)
+    timeout 200 python3 -m voxserve batch data/books/tang300.md -o /tmp/book --backend cuda --device cuda \
+      --format mp3 --batch-size 64 --workers 12 --report "$res/batch-report.json" 2>&1 | tail -8
+    ls -la /tmp/book | head -5; du -sh /tmp/book ;;
+  bench)
+    timeout 300 python3 -m voxserve bench baker --backends torch,cuda --device cuda --out "$res/baker" 2>&1 | tail -40 ;;
+  esac
+done
