@@ -4,6 +4,7 @@
 #     tests  -> every @pytest.mark.gpu test (backends, trainer, batch)
 #     batch  -> the long-document benchmark: data/books/tang300.md through `voxserve batch` on cuda
 #     bench  -> `voxserve bench baker` (torch vs cuda) for latency, throughput and peak memory
+#     jobs   -> server on cuda with --jobs: interactive TTFA idle vs during a book job (batch.loadcheck)
 # Same setup as gpu_bench.sh (.whl wheels, .vxhome/baker.tar.xz). Results go to $OUT/verify.tar.gz.
 set -u
 res=/tmp/res-verify
@@ -23,9 +24,18 @@ for step in "${@:-tests batch bench}"; do
       2>&1 | tee "$res/gpu-tests.log" | tail -25 ;;
   batch)
     timeout 200 python3 -m voxserve batch data/books/tang300.md -o /tmp/book --backend cuda --device cuda \
-      --format mp3 --batch-size 64 --workers 12 --report "$res/batch-report.json" 2>&1 | tail -8
+      --format flac --batch-size 64 --workers 12 --report "$res/batch-report.json" 2>&1 | tail -8
     ls -la /tmp/book | head -5; du -sh /tmp/book ;;
   bench)
     timeout 300 python3 -m voxserve bench baker --backends torch,cuda --device cuda --out "$res/baker" 2>&1 | tail -40 ;;
+  jobs)
+    python3 -m voxserve serve --backend cuda --device cuda --fallback torch --port 8123 --jobs \
+      --jobs-dir /tmp/jobs --no-ui --log-level warning >"$res/server.log" 2>&1 &
+    for _ in $(seq 1 120); do curl -sf http://127.0.0.1:8123/ready >/dev/null && break; sleep 1; done
+    for c in 1 16; do
+      timeout 150 python3 -m voxserve.batch.loadcheck http://127.0.0.1:8123 --book data/books/tang300.md \
+        -c $c --duration 25 --warmup 3 --slo-ms 150 --out "$res/jobs-c$c" 2>&1 | tail -15
+    done
+    kill %1 ;;
   esac
 done

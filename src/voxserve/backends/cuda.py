@@ -26,8 +26,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ from torch.nn.utils import parametrize
 from voxserve.backends.cuda_graphs import Buckets, FlatBuffer, GraphTable, Key, check_buckets, cuda_capture
 from voxserve.backends.cuda_stages import EmotiVoicePlan, StagePlan, plan_for
 from voxserve.backends.interface import Backend
+from voxserve.backends.precision import strict_fp32
 from voxserve.errors import InvalidInput
 from voxserve.models.interface import AcousticOutput, Controls, Vocoder
 from voxserve.packs.pack import Pack
@@ -63,7 +64,7 @@ class CudaBackend(Backend):
         batch_buckets: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
         token_buckets: Sequence[int] = (32, 64, 128, 192, 256, 384, 512),
         frame_buckets: Sequence[int] = (128, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536, 2048),
-        max_graph_frames: int = 16384,
+        max_graph_frames: int = 8192,
         cudnn_benchmark: bool = False,
         compile_vocoder: bool = False,
     ) -> None:
@@ -231,15 +232,9 @@ class CudaBackend(Backend):
             tables += [(self._frames, self._frame_table), (self._tokens, self._token_table)]
         return tables
 
-    @contextmanager
-    def _precise(self) -> Iterator[None]:
+    def _precise(self) -> AbstractContextManager[None]:
         """True float32 (no TF32) for convolutions and matmuls, so symbol-stage rounding matches the CPU."""
-        matmul, conv = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, conv
+        return strict_fp32()
 
     # --- stage steps: static buffers in, static buffers out ---------------------------------------
 
@@ -296,7 +291,9 @@ class CudaBackend(Backend):
                 return self._acoustic_eager(plan, ids, lengths, controls, speaker, style)
             self._fill_symbols(key, ids, lengths, controls, speaker, style)
             self._tokens.run(key)
-            mel_lengths = self._mel_lengths[:b].to("cpu", copy=True)  # the one host sync: frame count picks the bucket
+            mel_lengths = self._mel_lengths[:b].to(
+                "cpu", copy=True
+            )  # the one host sync: frame count picks the bucket
             frames = max(int(mel_lengths.max()), 1)
             bb = key[0]
             fkey = self._frame_table.select(bb, frames)

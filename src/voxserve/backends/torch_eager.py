@@ -9,6 +9,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from voxserve.backends.interface import Backend
+from voxserve.backends.precision import strict_fp32
 from voxserve.models.interface import AcousticOutput, Controls
 from voxserve.packs.pack import Pack
 
@@ -40,15 +41,17 @@ class TorchBackend(Backend):
         style: torch.Tensor | None = None,
     ) -> AcousticOutput:
         dev = self.device
-        out = self.acoustic_model(
-            ids.to(dev),
-            lengths.to(dev),
-            Controls(*(c.to(dev) for c in controls)),
-            None if speaker is None else speaker.to(dev),
-            None if style is None else style.to(dev),
-        )
+        with strict_fp32():  # the reference is float32, not TF32 (see backends/precision.py)
+            out = self.acoustic_model(
+                ids.to(dev),
+                lengths.to(dev),
+                Controls(*(c.to(dev) for c in controls)),
+                None if speaker is None else speaker.to(dev),
+                None if style is None else style.to(dev),
+            )
         return AcousticOutput(*(t.cpu() for t in out))
 
     @torch.inference_mode()
     def vocoder(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.vocoder_model(mel.to(self.device)).cpu()
+        with strict_fp32():
+            return self.vocoder_model(mel.to(self.device)).cpu()

@@ -6,7 +6,9 @@ itself (``mount_demo``) sees only two plain values: the voice names and a
 ``synthesize`` callable. ``mount_ui(app, service)``, which the server calls, fills
 them from the server's ``SpeechService``: voices from the pack store, with each served
 multi-speaker pack's speakers (``emotivoice:<speaker>``), audio
-streamed from the service's ``ServingEngine``. It does not expose energy or
+streamed from the service's ``ServingEngine``. When the server has a voice registry,
+a "clone a voice" part (``ui_clone.py``) registers a reference clip, uploaded or
+recorded, through it and adds the voice to the menu. It does not expose energy or
 volume, and it never calls the HTTP API (no auth, no HTTP metrics).
 
 Gradio is imported inside ``mount_demo`` only: a server started without the UI pays
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
     from voxserve.engine.interface import ServingEngine
     from voxserve.server.serving import SpeechService
+    from voxserve.server.ui_clone import Cloning
 
 Chunk: TypeAlias = tuple[int, np.ndarray]
 """(sample rate in Hz, mono float32 samples in [-1, 1])."""
@@ -59,12 +62,17 @@ _STREAM_CHUNK_S = 0.5  # audio per streamed piece: short enough to start playbac
 def mount_ui(app: FastAPI, service: SpeechService, *, path: str = "/ui", stream: bool | None = None) -> None:
     """Mount the page for a server: its default voice first, synthesis through ``service.engine``.
 
-    Raises ImportError when gradio is not installed (the server then runs without the UI).
+    With a voice registry on the app (``app.state.voice_registry``, set by the voice routes)
+    the page can also register voices into it. Raises ImportError when gradio is not
+    installed (the server then runs without the UI).
     """
     from voxserve.server.serving import voice_names
+    from voxserve.server.ui_clone import registry_cloning
 
     voices = voice_names(service.config)  # default first, then served packs' speakers (pack:speaker)
-    mount_demo(app, voices, engine_synthesizer(service.engine), path=path, stream=stream)
+    registry = getattr(app.state, "voice_registry", None)
+    cloning = registry_cloning(registry) if registry is not None else None
+    mount_demo(app, voices, engine_synthesizer(service.engine), path=path, stream=stream, cloning=cloning)
 
 
 def mount_demo(
@@ -74,10 +82,12 @@ def mount_demo(
     *,
     path: str = "/ui",
     stream: bool | None = None,
+    cloning: Cloning | None = None,
 ) -> None:
     """Mount the demo page on ``app`` at ``path``.
 
-    ``voices`` fills the voice menu (the first is selected). ``stream``: True plays
+    ``voices`` fills the voice menu (the first is selected). ``cloning`` adds the "clone a
+    voice" part (None: no such part). ``stream``: True plays
     audio while it is being made (Gradio's streamed audio, which needs ffmpeg on the
     PATH); False plays the whole result when it is ready; None picks True exactly
     when ffmpeg is found. Call before the app starts: Gradio hooks the app's lifespan.
@@ -91,7 +101,7 @@ def mount_demo(
     if stream is None:
         stream = shutil.which("ffmpeg") is not None
     workdir = Path(tempfile.mkdtemp(prefix="voxserve-ui-"))
-    blocks = _build(gr, list(voices), synthesize, stream, workdir)
+    blocks = _build(gr, list(voices), synthesize, stream, workdir, cloning)
     # System fonts: the default theme would fetch Google Fonts from the browser.
     theme = gr.themes.Default(
         font=["system-ui", "Noto Sans CJK SC", "sans-serif"], font_mono=["ui-monospace", "monospace"]
@@ -106,10 +116,13 @@ def mount_demo(
         allowed_paths=[str(workdir)],
         show_error=True,
         theme=theme,
+        max_file_size=cloning.max_file_bytes if cloning is not None else None,
     )
 
 
-def _build(gr: Any, voices: list[str], synthesize: Synthesize, stream: bool, workdir: Path) -> Any:
+def _build(
+    gr: Any, voices: list[str], synthesize: Synthesize, stream: bool, workdir: Path, cloning: Cloning | None
+) -> Any:
     files: deque[Path] = deque()
     low, high = RANGES["speed"]
     plow, phigh = RANGES["pitch"]
@@ -161,6 +174,10 @@ def _build(gr: Any, voices: list[str], synthesize: Synthesize, stream: bool, wor
         )
         download = gr.File(label="下载 WAV (download)", interactive=False, elem_id="vx-download")
         button.click(speak, [text, voice, emotion, speed, pitch], [audio, download], api_name="speak")
+        if cloning is not None:
+            from voxserve.server.ui_clone import clone_section
+
+            clone_section(gr, blocks, voice, voices, cloning)
     return blocks
 
 
