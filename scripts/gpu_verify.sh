@@ -34,7 +34,7 @@ for step in "${@:-tests batch bench}"; do
     for _ in $(seq 1 120); do curl -sf http://127.0.0.1:8123/ready >/dev/null && break; sleep 1; done
     for c in 1 16; do
       timeout 150 python3 -m voxserve.batch.loadcheck http://127.0.0.1:8123 --book data/books/tang300.md \
-        -c $c --duration 25 --warmup 3 --slo-ms 150 --out "$res/jobs-c$c" 2>&1 | tail -15
+        -c $c --duration 25 --warmup 3 --slo-ms 150 --job-format flac --out "$res/jobs-c$c" 2>&1 | tail -15
     done
     kill %1 ;;
   esac

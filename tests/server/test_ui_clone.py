@@ -100,7 +100,7 @@ def browser(clone_server):
 
 def _register(page, clip, name):
     page.locator("#vx-clone-audio input[type=file]").set_input_files(str(clip))
-    page.locator("#vx-clone-audio audio, #vx-clone-audio [data-testid='waveform-controls']").first.wait_for()
+    page.locator("#vx-clone-audio a[download]").wait_for()  # the upload finished
     page.locator("#vx-clone-name input, #vx-clone-name textarea").first.fill(name)
     page.locator("#vx-clone-go").click()
 

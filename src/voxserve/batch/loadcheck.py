@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m voxserve.batch.loadcheck", description=__doc__.split("\n")[0])
     add_loadtest_arguments(p)
     p.add_argument("--book", required=True, help="document to submit as the batch job (.txt, .md, .epub)")
+    p.add_argument("--job-format", default="mp3", help="the job's audio format (response_format)")
     p.add_argument("--keep-job", action="store_true", help="leave the job running afterwards")
     p.add_argument("--api-key", default=None, help="bearer key, when the server has keys")
     return p
@@ -41,7 +42,11 @@ async def check(args: argparse.Namespace) -> dict[str, Any]:
     idle = await run_loadtest(args)
     book = Path(args.book)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, trust_env=False) as http:
-        r = await http.post("/v1/audio/batches", files={"file": (book.name, book.read_bytes())})
+        r = await http.post(
+            "/v1/audio/batches",
+            files={"file": (book.name, book.read_bytes())},
+            data={"response_format": args.job_format},
+        )
         if r.status_code != 202:
             raise VoxserveError(f"the server refused the book: {r.status_code} {r.text}")
         job_id = r.json()["id"]

@@ -207,6 +207,14 @@ def encode_file(fmt: str, samples: np.ndarray, sample_rate: int) -> bytes:
         return wav_header(sample_rate, len(data)) + data
     if fmt not in FORMATS:
         raise KeyError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt == "flac":  # libsndfile (soundfile, a core dependency) writes it directly: no PyAV needed
+        import io
+
+        import soundfile as sf
+
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(samples, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
+        return buf.getvalue()
     enc = AvEncoder(fmt, sample_rate, seekable=True)
     enc.encode(samples)
     return enc.finish()

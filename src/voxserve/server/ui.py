@@ -67,11 +67,13 @@ def mount_ui(app: FastAPI, service: SpeechService, *, path: str = "/ui", stream:
     installed (the server then runs without the UI).
     """
     from voxserve.server.serving import voice_names
-    from voxserve.server.ui_clone import registry_cloning
+    from voxserve.server.ui_clone import admit_uploads, registry_cloning
 
     voices = voice_names(service.config)  # default first, then served packs' speakers (pack:speaker)
     registry = getattr(app.state, "voice_registry", None)
     cloning = registry_cloning(registry) if registry is not None else None
+    if cloning is not None:
+        admit_uploads(app, path, cloning)
     mount_demo(app, voices, engine_synthesizer(service.engine), path=path, stream=stream, cloning=cloning)
 
 

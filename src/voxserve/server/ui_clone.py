@@ -54,6 +54,26 @@ def registry_cloning(registry: VoiceRegistry) -> Cloning:
     return Cloning(register, voices, registry.limits.max_file_bytes)
 
 
+UPLOAD_OVERHEAD = 64 * 1024
+"""Bytes of multipart framing allowed on top of one clip (boundaries, headers)."""
+
+
+def admit_uploads(app: Any, path: str, cloning: Cloning) -> None:
+    """Let the server's ``RequestGuard`` pass the page's clip uploads (multipart, up to one clip).
+
+    The guard refuses non-JSON bodies and bodies past the JSON limit everywhere else; Gradio
+    uploads files to ``<path>/gradio_api/upload`` (recordings too, as WAV). See guard.py.
+    """
+    upload = f"{path.rstrip('/')}/gradio_api/upload"
+    for attr, value in (
+        ("upload_limits", cloning.max_file_bytes + UPLOAD_OVERHEAD),
+        ("upload_types", ("multipart/form-data",)),
+    ):
+        if getattr(app.state, attr, None) is None:
+            setattr(app.state, attr, {})
+        getattr(app.state, attr)[upload] = value
+
+
 def clone_section(gr: Any, blocks: Any, voice: Any, packs: Sequence[str], cloning: Cloning) -> None:
     """Build the part inside ``blocks`` (while it is open) and wire it to the ``voice`` dropdown.
 
@@ -75,6 +95,8 @@ def clone_section(gr: Any, blocks: Any, voice: Any, packs: Sequence[str], clonin
             menu = await choices()
         except VoxserveError as e:
             raise gr.Error(str(e)) from e
+        if (label, voice_id) not in menu:  # a store that lists lazily (another process's Redis)
+            menu.append((label, voice_id))
         return label, gr.update(choices=menu, value=voice_id)
 
     gr.Markdown("### 克隆声音 (clone a voice)")
@@ -84,6 +106,7 @@ def clone_section(gr: Any, blocks: Any, voice: Any, packs: Sequence[str], clonin
                 sources=["upload", "microphone"],
                 type="filepath",
                 format=None,  # the file as sent: the registry decodes wav, flac, mp3 and ogg itself
+                buttons=["download"],  # no "share" (it targets Hugging Face Spaces)
                 label="参考音频：一个人说 3-30 秒 (reference: 3-30 s of one speaker)",
                 elem_id="vx-clone-audio",
             )
