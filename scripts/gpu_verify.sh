@@ -27,7 +27,8 @@ for step in "${@:-tests batch bench}"; do
       --format flac --batch-size 64 --workers 12 --report "$res/batch-report.json" 2>&1 | tail -8
     ls -la /tmp/book | head -5; du -sh /tmp/book ;;
   bench)
-    timeout 300 python3 -m voxserve bench baker --backends torch,cuda --device cuda --out "$res/baker" 2>&1 | tail -40 ;;
+    timeout 240 python3 -m voxserve bench baker --backends torch,cuda --device cuda --out "$res/baker" 2>&1 | tail -12
+    timeout 200 python3 -m voxserve bench emotivoice-size --backends torch,cuda --device cuda --out "$res/emotivoice" 2>&1 | tail -12 ;;
   jobs)
     python3 -m voxserve serve --backend cuda --device cuda --fallback torch --port 8123 --jobs \
       --jobs-dir /tmp/jobs --no-ui --log-level warning >"$res/server.log" 2>&1 &

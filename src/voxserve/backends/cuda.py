@@ -64,7 +64,7 @@ class CudaBackend(Backend):
         batch_buckets: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
         token_buckets: Sequence[int] = (32, 64, 128, 192, 256, 384, 512),
         frame_buckets: Sequence[int] = (128, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536, 2048),
-        max_graph_frames: int = 8192,
+        max_graph_frames: int = 4096,
         cudnn_benchmark: bool = False,
         compile_vocoder: bool = False,
     ) -> None:
