@@ -72,7 +72,9 @@ def inputs(torch_voice, speakers):
     for row, x in enumerate(ids_list):
         ids[row, : len(x)] = torch.tensor(x)
     styles = [
-        v.style.weights(e) if isinstance(e, dict) else v.style_vector(SynthesisParams.create(emotion=e), s.text)
+        v.style.weights(e)
+        if isinstance(e, dict)
+        else v.style_vector(SynthesisParams.create(emotion=e), s.text)
         for e, s in zip(EMOTIONS, seqs, strict=True)
     ]
     speaker, style = conditioning_tensors(speakers, styles)
@@ -178,7 +180,9 @@ def cuda_on_cpu(pack):
     """The CUDA backend's stage plan, static buffers and padding, without graphs, float32 on the CPU."""
     from voxserve.backends.cuda import CudaBackend
 
-    backend = CudaBackend(device="cpu", dtype="fp32", graphs=False, batch_buckets=(1, 4, 8), token_buckets=(64,))
+    backend = CudaBackend(
+        device="cpu", dtype="fp32", graphs=False, batch_buckets=(1, 4, 8), token_buckets=(64,)
+    )
     backend.load(pack)
     return backend
 
@@ -257,9 +261,7 @@ def test_engine_batch_of_cloned_and_pack_speakers(torch_voice, speakers):
     ids = tuple(v.ids(v.frontend.phonemize(SENTENCES[0])))
     neutral = (1.0, 1.0, 1.0, 1.0)
     styles = [v.style.weights({e: 1.0}) for e in ("开心", "悲伤", "普通", "恐惧")]
-    works = [
-        SentenceWork(ids, neutral, speaker=s, style=st) for s, st in zip(speakers, styles, strict=True)
-    ]
+    works = [SentenceWork(ids, neutral, speaker=s, style=st) for s, st in zip(speakers, styles, strict=True)]
     batched = run_acoustic(v.backend, works)
     for work, got in zip(works, batched, strict=True):
         (alone,) = run_acoustic(v.backend, [work])

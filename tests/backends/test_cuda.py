@@ -455,3 +455,13 @@ def test_batches_over_the_cell_budget_run_in_slices_of_rows():
     with torch.inference_mode():  # one row a call, padded to the 64-frame bucket
         expected = torch.cat([vocoder(F.pad(mel[i : i + 1], (0, 0, 0, 24)))[:, : 40 * 12] for i in range(5)])
     torch.testing.assert_close(wav, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_batches_over_the_symbol_budget_run_in_slices_of_rows():
+    acoustic, vocoder = tiny_fastspeech2(), tiny_mbmelgan()
+    backend = CudaBackend(device="cpu", dtype="fp32", graphs=False, max_graph_tokens=16, **SMALL)
+    backend.load_models(acoustic, vocoder)
+    seqs = SEQS * 2  # 6 rows of up to 11 symbols: 66 cells, sliced into rows of one
+    ids, lengths = batch(seqs)
+    controls = Controls(torch.linspace(0.8, 1.6, 6), *Controls.neutral(6)[1:])
+    assert_same(backend.acoustic(ids, lengths, controls), reference(acoustic, ids, lengths, controls))

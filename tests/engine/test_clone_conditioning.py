@@ -93,7 +93,10 @@ def test_a_pack_without_a_table_speaks_only_registered_voices(pack, tmp_path):
     "edit, message",
     [
         (lambda c, d: (d / "speakers.safetensors").unlink(), "missing speaker table"),
-        (lambda c, d: (d / "speakers.safetensors").write_bytes(b"not safetensors"), "unreadable speaker table"),
+        (
+            lambda c, d: (d / "speakers.safetensors").write_bytes(b"not safetensors"),
+            "unreadable speaker table",
+        ),
         (lambda c, d: c["speakers"].append("tiny_c"), r"is \[2, 256\], expected \[3, 256\]"),
         (lambda c, d: c.update(speaker_table="../elsewhere.safetensors"), "file name in the pack"),
     ],

@@ -96,7 +96,9 @@ def voices(url, clips) -> tuple[str, str]:
 
 
 def speak(client, voice: str, text: str = TEXT, **kw) -> np.ndarray:
-    data = client.audio.speech.create(model="tts-1", voice=voice, input=text, response_format="pcm", **kw).content
+    data = client.audio.speech.create(
+        model="tts-1", voice=voice, input=text, response_format="pcm", **kw
+    ).content
     return np.frombuffer(data, "<i2").astype(np.int32)
 
 
@@ -236,6 +238,10 @@ def test_cli_synth_with_a_registered_voice(home, voices, client, tmp_path):
     served = speak(client, low)
     assert rate == RATE and len(samples) == len(served) and corr(samples, served) > 0.99  # as the API's
     r = subprocess.run(
-        [*cmd[:-4], "voice_0123456789ab", "-o", str(out)], capture_output=True, text=True, env=env, check=False
+        [*cmd[:-4], "voice_0123456789ab", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert r.returncode == 2 and "voice_0123456789ab" in r.stderr

@@ -64,7 +64,8 @@ class CudaBackend(Backend):
         batch_buckets: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
         token_buckets: Sequence[int] = (32, 64, 128, 192, 256, 384, 512),
         frame_buckets: Sequence[int] = (128, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536, 2048),
-        max_graph_frames: int = 4096,
+        max_graph_frames: int = 8192,
+        max_graph_tokens: int = 4096,
         cudnn_benchmark: bool = False,
         compile_vocoder: bool = False,
     ) -> None:
@@ -72,7 +73,9 @@ class CudaBackend(Backend):
 
         ``max_graph_frames`` caps ``batch * frames`` of a captured bucket and of one
         vocoder call (larger vocoder batches run in slices of rows; a larger acoustic
-        batch runs eagerly): it bounds the device memory the engine needs. ``cudnn_benchmark`` lets cuDNN
+        batch runs eagerly): it bounds the device memory the engine needs.
+        ``max_graph_tokens`` does the same for ``batch * symbols`` of the symbol stage
+        (a larger batch runs in row slices). ``cudnn_benchmark`` lets cuDNN
         time its algorithms for each bucket while capturing (slower warm-up).
         ``graphs=False`` runs the same padded stages without capture (for
         measuring the graphs' gain, and for testing on the CPU).
@@ -87,14 +90,16 @@ class CudaBackend(Backend):
         self.device = torch.device(device)
         if graphs and self.device.type != "cuda":
             raise InvalidInput(f"CUDA graphs need a CUDA device, got {device!r}", param="device")
-        if not isinstance(max_graph_frames, int) or max_graph_frames <= 0:
-            raise InvalidInput("max_graph_frames must be a positive integer", param="max_graph_frames")
+        for name, value in (("max_graph_frames", max_graph_frames), ("max_graph_tokens", max_graph_tokens)):
+            if not isinstance(value, int) or value <= 0:
+                raise InvalidInput(f"{name} must be a positive integer", param=name)
         self.dtype = DTYPES[dtype]
         self.graphs = graphs
         self.batch_buckets = check_buckets("batch_buckets", batch_buckets)
         self.token_buckets = check_buckets("token_buckets", token_buckets)
         self.frame_buckets = check_buckets("frame_buckets", frame_buckets)
         self.max_graph_frames = max_graph_frames
+        self.max_graph_tokens = max_graph_tokens
         self.cudnn_benchmark = cudnn_benchmark
         self.compile_vocoder = compile_vocoder
         self.capture_info: dict[str, Any] = {}
@@ -126,7 +131,7 @@ class CudaBackend(Backend):
         self._plan = plan_for(self.acoustic_model, self.dtype)
 
         dev, bmax = self.device, self.batch_buckets[-1]
-        self._token_table = Buckets(self.batch_buckets, self.token_buckets)
+        self._token_table = Buckets(self.batch_buckets, self.token_buckets, self.max_graph_tokens)
         self._frame_table = Buckets(self.batch_buckets, self.frame_buckets, self.max_graph_frames)
         n_mels = self._n_mels(vocoder)
         cells = self._frame_table.max_cells_used() if self._frame_table.keys() else 0
@@ -286,6 +291,8 @@ class CudaBackend(Backend):
             )
         b, t = ids.shape
         key = self._token_table.select(b, t)
+        if key is None and b > 1 and b * t > self.max_graph_tokens:
+            return self._acoustic_slices(ids, lengths, controls, speaker, style)
         with self._precise():
             if key is None:
                 return self._acoustic_eager(plan, ids, lengths, controls, speaker, style)
@@ -381,6 +388,38 @@ class CudaBackend(Backend):
             sty = torch.zeros(bb, style.shape[-1])
             sty[:b] = style
             self._style.view(bb, style.shape[-1]).copy_(sty)
+
+    def _acoustic_slices(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        controls: Controls,
+        speaker: torch.Tensor | None,
+        style: torch.Tensor | None,
+    ) -> AcousticOutput:
+        """A batch over the symbol budget, as row slices within it (each may replay a graph), joined.
+
+        Items are independent (masked), so slicing changes no item's output; mel is zero-padded to
+        the longest slice's frames.
+        """
+        b, t = ids.shape
+        rows = max(1, self.max_graph_tokens // t)
+        outs = [
+            self.acoustic(
+                ids[i : i + rows],
+                lengths[i : i + rows],
+                Controls(*(c[i : i + rows] for c in controls)),
+                None if speaker is None else speaker[i : i + rows],
+                None if style is None else style[i : i + rows],
+            )
+            for i in range(0, b, rows)
+        ]
+        frames = max(o.mel.shape[1] for o in outs)
+        mel = torch.cat([torch.nn.functional.pad(o.mel, (0, 0, 0, frames - o.mel.shape[1])) for o in outs])
+        joined = (
+            torch.cat([getattr(o, k) for o in outs]) for k in ("mel_lengths", "durations", "pitch", "energy")
+        )
+        return AcousticOutput(mel, *joined)
 
     def _acoustic_eager(
         self,
