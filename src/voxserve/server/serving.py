@@ -38,6 +38,7 @@ from voxserve.server.protocol import (
 if TYPE_CHECKING:
     from voxserve.engine.speakers import VoiceDirectory
     from voxserve.engine.tts import TTS
+    from voxserve.packs.pack import PackConfig
 
 log = logging.getLogger("voxserve.server")
 
@@ -339,7 +340,7 @@ class SpeechService:
                     "instructions": cfg.style.get("kind") == "emotivoice-prompt",
                 }
                 info = info.model_copy(update=facts)
-                if name in served and cfg.speaker_input == "table":
+                if name in served and _lists_speakers(cfg):
                     speakers.extend(
                         info.model_copy(
                             update={
@@ -360,6 +361,12 @@ class SpeechService:
         if head and not head.endswith(b"\n"):
             head += b"\n"
         return head + self.metrics.render()
+
+
+def _lists_speakers(cfg: PackConfig) -> bool:
+    """Whether a pack's named speakers are voices of their own: a speaker table (EmotiVoice), or the
+    training speakers of a pack that takes d-vectors (the clone voice: ``clone:<speaker>``)."""
+    return cfg.speaker_input == "table" or (cfg.speaker_input == "embedding" and bool(cfg.speakers))
 
 
 def served_packs(config: ServerConfig) -> list[str]:
@@ -386,7 +393,7 @@ def voice_names(config: ServerConfig) -> list[str]:
                 cfg = Pack(store.packs_dir() / name).config
             except PackError:
                 continue
-            if cfg.speaker_input == "table":
+            if _lists_speakers(cfg):
                 names.extend(f"{name}:{s}" for s in cfg.speakers)
     names.extend(store.available())
     return list(dict.fromkeys(names))
