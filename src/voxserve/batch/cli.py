@@ -2,7 +2,8 @@
 
 Prints a progress bar on standard error (sentences done, audio seconds, × real time, ETA) and
 one summary line on standard output; ``--report PATH`` also writes the run's measurements as JSON
-(for benchmarks). User errors (bad input, markup, voice, disk full) end with one line and exit 2
+(for benchmarks, with ``timings``: seconds per pipeline step); ``--profile PATH`` profiles the run
+(``voxserve.batch.profiling``). User errors (bad input, markup, voice, disk full) end with one line and exit 2
 through the top-level CLI.
 """
 
@@ -48,9 +49,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="threads encoding and writing chapters (default: CPUs - 1, 1-8)",
     )
+    p.add_argument(
+        "--frontend-procs",
+        type=int,
+        default=None,
+        help="processes that phonemize, off the renderer's GIL (default: CPUs // 4, at most 4; 0 below 4 CPUs)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-titles", action="store_true", help="do not speak chapter titles")
     p.add_argument("--report", default=None, help="also write the run's measurements as JSON to this path")
+    p.add_argument(
+        "--profile",
+        default=None,
+        metavar="PATH",
+        help="profile the run: cProfile (pstats) to PATH, every thread's sampled stacks to PATH.stacks.txt",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -112,6 +125,7 @@ def main(args: argparse.Namespace) -> None:
         lexicon=read_lexicon(args.lexicon) if args.lexicon else Lexicon(),
         speak_titles=not args.no_titles,
         workers=args.workers or max(1, min(8, (os.cpu_count() or 2) - 1)),
+        frontend_processes=_frontend_processes(args.frontend_procs),
     )
     settings.validate()
     if args.threads is not None:
@@ -123,7 +137,13 @@ def main(args: argparse.Namespace) -> None:
     job.validate()  # every voice, emotion and markup error surfaces here, before any synthesis
     bar = _Bar(args.quiet)
     try:
-        report = job.run(on_progress=bar)
+        if args.profile:
+            from voxserve.batch.profiling import RunProfile
+
+            with RunProfile(args.profile):
+                report = job.run(on_progress=bar)
+        else:
+            report = job.run(on_progress=bar)
     finally:
         bar.close()
     total = time.perf_counter() - t0
@@ -135,6 +155,14 @@ def main(args: argparse.Namespace) -> None:
     if args.report:
         out = {**report.to_dict(), "total_seconds": round(total, 3), "machine": _machine(device)}
         Path(args.report).write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n", "utf-8")
+
+
+def _frontend_processes(asked: int | None) -> int:
+    if asked is not None:
+        return asked
+    cpus = os.cpu_count() or 1
+    # A process costs a core and ~1 s to start: worth it where cores are spare, not on a laptop.
+    return 0 if cpus < 4 else min(4, cpus // 4)
 
 
 def _machine(device: str) -> dict[str, Any]:

@@ -12,7 +12,8 @@ emotions are checked here so that a bad one fails before any synthesis, with its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from voxserve.batch import markup
@@ -92,8 +93,18 @@ class Voices:
         pack = self.speaker(name).pack
         if pack not in self._packs:
             voice = self.tts.voice(pack)
-            self._packs[pack] = (voice, frontend_with_lexicon(voice.frontend, self.lexicon, name))
+            frontend = frontend_with_lexicon(voice.frontend, self.lexicon, name)
+            warmup = getattr(frontend, "warmup", None)
+            if callable(warmup):  # dictionaries load here (validation), not in the first chapter's plan
+                warmup()
+            self._packs[pack] = (voice, frontend)
         return self._packs[pack]
+
+    def recipes(self) -> dict[str, Any]:
+        """Pack name → ``phonemes.Recipe`` of its frontend, for every pack loaded so far."""
+        from voxserve.batch.phonemes import Recipe
+
+        return {pack: Recipe.of(fe, self.lexicon, pack) for pack, (_, fe) in self._packs.items()}
 
     def check_emotion(self, name: str, emotion: str | None) -> str | None:
         """Canonical emotion label, or ``NotFound`` if the voice cannot express it."""
@@ -116,10 +127,57 @@ class Voices:
         return self.synthesis_params(emotion).model_controls(voice.config.prosody_presets)
 
 
+Phonemize = Callable[[str, list[str]], list[PhoneSequence]]
+"""(pack name, sentences) → their symbol sequences, e.g. ``phonemes.ProcessPhonemizer.phonemize``."""
+
+_LATER = PhoneSequence("", (), ())
+"""A sentence's sequence until ``phonemize`` fills it in."""
+
+
 def plan_chapter(
-    chapter: Chapter, index: int, voices: Voices, voice: str, emotion: str | None, speak_title: bool = True
+    chapter: Chapter,
+    index: int,
+    voices: Voices,
+    voice: str,
+    emotion: str | None,
+    speak_title: bool = True,
+    phonemize: Phonemize | None = None,
 ) -> ChapterPlan:
-    """Parse the chapter's markup and phonemize it. Errors name the chapter, line and column."""
+    """Parse the chapter's markup and phonemize it. Errors name the chapter, line and column.
+
+    ``phonemize`` (optional) does the phonemizing elsewhere, one call per pack; if it fails, the
+    chapter is planned again with the in-process frontends (which raise the positioned error).
+    """
+    if phonemize is not None:
+        draft = _plan(chapter, index, voices, voice, emotion, speak_title, later=True)
+        try:
+            return _fill(draft, voices, phonemize)
+        except Exception:  # a worker's failure of any kind: plan it here instead, where errors say where
+            pass
+    return _plan(chapter, index, voices, voice, emotion, speak_title, later=False)
+
+
+def _fill(plan: ChapterPlan, voices: Voices, phonemize: Phonemize) -> ChapterPlan:
+    by_pack: dict[str, list[int]] = {}
+    for i, s in enumerate(plan.sentences):
+        by_pack.setdefault(voices.speaker(s.voice).pack, []).append(i)
+    sentences = list(plan.sentences)
+    for pack, members in by_pack.items():
+        seqs = phonemize(pack, [sentences[i].text for i in members])
+        for i, seq in zip(members, seqs, strict=True):
+            sentences[i] = replace(sentences[i], seq=seq)
+    return replace(plan, sentences=tuple(sentences))
+
+
+def _plan(
+    chapter: Chapter,
+    index: int,
+    voices: Voices,
+    voice: str,
+    emotion: str | None,
+    speak_title: bool,
+    later: bool,
+) -> ChapterPlan:
     where = f"chapter {index}" + (f" ({chapter.title[:30]!r})" if chapter.title else "")
     text = chapter.text
     try:
@@ -135,7 +193,8 @@ def plan_chapter(
             raise InvalidInput(f"{where}, title: {e}", param="input") from None
         _, frontend = voices.get(voice)
         for s in frontend.split(title):
-            state.add(sentences, Sentence(s, voice, emotion, frontend.phonemize(s), 0.0))
+            seq = _LATER if later else frontend.phonemize(s)
+            state.add(sentences, Sentence(s, voice, emotion, seq, 0.0))
         state.boundary = TITLE_PAUSE
     for piece in pieces:
         if isinstance(piece, markup.Pause):
@@ -149,7 +208,8 @@ def plan_chapter(
                 if k and sentences:
                     state.boundary = max(state.boundary or 0.0, PARAGRAPH_PAUSE)
                 for s in frontend.split(paragraph):
-                    state.add(sentences, Sentence(s, name, label, frontend.phonemize(s), 0.0))
+                    seq = _LATER if later else frontend.phonemize(s)
+                    state.add(sentences, Sentence(s, name, label, seq, 0.0))
         except (InvalidInput, NotFound) as e:
             line, column = markup.position(text, piece.start if piece.tag is None else piece.tag)
             raise type(e)(f"{where}, line {line}, column {column}: {e}", param=e.param) from None

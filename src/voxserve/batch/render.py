@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -48,6 +49,20 @@ BatchDone = Callable[[int, float], None]
 """Called after each batch with (sentences in it, seconds of audio it produced)."""
 
 
+@dataclass
+class RenderedChapter:
+    """A chapter's sentences as the models returned them, in text order, before assembly.
+
+    ``samples[i]`` is sentence i at ``sample_rate`` (possibly a view into its batch's output);
+    ``durations[i]`` its per-symbol durations in seconds. ``assemble`` turns it into a ``ChapterAudio``.
+    """
+
+    plan: ChapterPlan
+    samples: list[np.ndarray]
+    durations: list[np.ndarray]
+    sample_rate: int
+
+
 def render_chapter(
     plan: ChapterPlan,
     voices: Voices,
@@ -58,6 +73,24 @@ def render_chapter(
     on_batch: BatchDone | None = None,
 ) -> ChapterAudio | None:
     """Render and assemble ``plan``; None when ``stop`` was set before the chapter finished."""
+    rendered = render_sentences(plan, voices, sample_rate, batch_size, stop, gate, on_batch)
+    return None if rendered is None else assemble_rendered(rendered, voices.params.volume)
+
+
+def render_sentences(
+    plan: ChapterPlan,
+    voices: Voices,
+    sample_rate: int,
+    batch_size: int,
+    stop: threading.Event | None = None,
+    gate: Callable[[], None] | None = None,
+    on_batch: BatchDone | None = None,
+    stages: dict[str, float] | None = None,
+) -> RenderedChapter | None:
+    """Every sentence of ``plan`` through the models, no assembly; None when ``stop`` was set.
+
+    ``stages`` (if given) accumulates the models' wall time in ms (``Voice.render``'s keys).
+    """
     # One group per (pack, emotion): rows of one batch share controls but may differ in speaker.
     groups: dict[tuple[str, str | None], list[int]] = {}
     for i, s in enumerate(plan.sentences):
@@ -81,7 +114,7 @@ def render_chapter(
             chunk = [plan.sentences[i] for i in members[start : start + batch_size]]
             speakers = [voice.speaker_value(voices.speaker(s.voice)) for s in chunk]
             styles = [voice.style_vector(params, s.seq.text) for s in chunk]
-            rendered = voice.render([s.seq for s in chunk], controls, None, speakers, styles)
+            rendered = voice.render([s.seq for s in chunk], controls, stages, speakers, styles)
             produced = 0
             for i, r in zip(members[start : start + batch_size], rendered, strict=True):
                 wav = r.samples if rate == sample_rate else resample(r.samples, rate, sample_rate)
@@ -90,7 +123,37 @@ def render_chapter(
                 produced += len(wav)
             if on_batch is not None:
                 on_batch(len(chunk), produced / sample_rate)
-    return assemble(plan, samples, durations, sample_rate, voices.params.volume)
+    if any(x is None for x in samples) or any(d is None for d in durations):
+        raise ValueError("a sentence was not rendered")
+    return RenderedChapter(
+        plan, cast(list[np.ndarray], samples), cast(list[np.ndarray], durations), sample_rate
+    )
+
+
+def assemble_rendered(rendered: RenderedChapter, volume: float = 1.0) -> ChapterAudio:
+    """``assemble`` of a ``RenderedChapter``."""
+    r = rendered
+    return assemble(r.plan, list(r.samples), list(r.durations), r.sample_rate, volume)
+
+
+def chapter_cues(
+    plan: ChapterPlan, samples: list[np.ndarray], durations: list[np.ndarray], sample_rate: int
+) -> tuple[list[Cue], int]:
+    """The sentence cues of the assembled chapter and its length in samples (without assembling it)."""
+    if len(samples) != len(plan.sentences) or len(durations) != len(plan.sentences):
+        raise ValueError("assemble needs every sentence rendered")
+    cues: list[Cue] = []
+    last = len(plan.sentences) - 1
+    offset = round(plan.lead * sample_rate)
+    for k, (s, wav, dur) in enumerate(zip(plan.sentences, samples, durations, strict=True)):
+        # Lead-in: predicted time before the first spoken symbol (a symbol of a character, with frames).
+        spoken = np.flatnonzero((np.asarray(s.seq.char_index) >= 0) & (dur > 0))
+        lead_in = float(dur[: spoken[0]].sum()) if len(spoken) else 0.0
+        start = offset / sample_rate
+        end = (offset + len(wav)) / sample_rate
+        cues.append(Cue(round(min(start + lead_in, end), 3), round(end, 3), s.text))
+        offset += len(wav) + (round(s.gap_after * sample_rate) if k < last else 0)
+    return cues, offset
 
 
 def assemble(
@@ -100,31 +163,26 @@ def assemble(
     sample_rate: int,
     volume: float = 1.0,
 ) -> ChapterAudio:
-    """Join rendered sentences with their gaps; cues from the predicted durations."""
-    parts: list[np.ndarray] = []
-    cues: list[Cue] = []
+    """Join rendered sentences with their gaps; cues from the predicted durations.
+
+    (The runner does not call this: it encodes the pieces directly, see ``batch.encode``.)
+    """
+    wavs = [w for w in samples if w is not None]
+    durs = [d for d in durations if d is not None]
+    if len(wavs) != len(samples) or len(durs) != len(durations):
+        raise ValueError("assemble needs every sentence rendered")
+    cues, total = chapter_cues(plan, wavs, durs, sample_rate)
+    out = np.zeros(total, dtype=np.float32)
     offset = round(plan.lead * sample_rate)
-    if offset:
-        parts.append(np.zeros(offset, dtype=np.float32))
     last = len(plan.sentences) - 1
-    for k, (s, wav, dur) in enumerate(zip(plan.sentences, samples, durations, strict=True)):
-        if wav is None or dur is None:
-            raise ValueError("assemble needs every sentence rendered")
-        spoken = [j for j, ci in enumerate(s.seq.char_index) if ci >= 0 and dur[j] > 0]
-        lead_in = float(dur[: spoken[0]].sum()) if spoken else 0.0
-        start = offset / sample_rate
-        end = (offset + len(wav)) / sample_rate
-        cues.append(Cue(round(min(start + lead_in, end), 3), round(end, 3), s.text))
-        parts.append(wav)
-        offset += len(wav)
-        gap = round(s.gap_after * sample_rate)
-        if gap and k < last:
-            parts.append(np.zeros(gap, dtype=np.float32))
-            offset += gap
-    out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    for k, (s, wav) in enumerate(zip(plan.sentences, wavs, strict=True)):
+        out[offset : offset + len(wav)] = wav
+        offset += len(wav) + (round(s.gap_after * sample_rate) if k < last else 0)
     if volume != 1.0:
-        out = np.clip(out * volume, -1.0, 1.0)
-    return ChapterAudio(out.astype(np.float32, copy=False), sample_rate, cues)
+        # In place: the same values as clip(out * volume), without a second chapter-sized array.
+        np.multiply(out, volume, out=out)
+        np.clip(out, -1.0, 1.0, out=out)
+    return ChapterAudio(out, sample_rate, cues)
 
 
 def resample(x: np.ndarray, source: int, target: int) -> np.ndarray:

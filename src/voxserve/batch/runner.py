@@ -3,9 +3,14 @@
 ``BatchJob(document, out_dir, settings).run(on_progress, stop, gate)``: validates everything
 (markup, voices, emotions, lexicon) before any synthesis, skips chapters that a previous run
 finished (``manifest.finished``), renders the others in length-sorted batches (``render``), and
-hands each finished chapter to a small thread pool that encodes and writes its audio and
+hands each rendered chapter to a small thread pool that encodes and writes its audio and
 subtitles atomically while the next chapter renders; the writer rewrites the manifest right after
 each chapter's files are in place.
+
+Pipeline (throughput on a GPU is bound by host work, so the run thread does as little as possible):
+a planner thread phonemizes every chapter to render, in order, from the start of the run (it never
+waits for the renderer); the run thread only forms batches and calls the models; writer threads
+encode and write (``batch.encode``: no chapter-sized copies). ``Report.timings`` says where the time went.
 
 Used by the CLI (``voxserve batch``) and by the server's batch jobs. It does not schedule against
 interactive traffic by itself: the ``gate`` hook, called before each render batch, lets a caller
@@ -24,10 +29,11 @@ from typing import Any, cast
 from voxserve.batch import manifest as mf
 from voxserve.batch import markup
 from voxserve.batch.documents import Document
+from voxserve.batch.encode import chapter_parts, encode_parts
 from voxserve.batch.gpu import NvmlSampler
 from voxserve.batch.plan import ChapterPlan, Voices, plan_chapter
-from voxserve.batch.render import ChapterAudio, render_chapter
-from voxserve.batch.settings import EXTENSIONS, FORMATS, BatchSettings, Progress, Report, log_line
+from voxserve.batch.render import RenderedChapter, chapter_cues, render_sentences
+from voxserve.batch.settings import EXTENSIONS, FORMATS, BatchSettings, Progress, Report, Timings, log_line
 from voxserve.batch.subtitles import srt, vtt
 from voxserve.errors import InvalidInput, NotFound
 
@@ -61,6 +67,7 @@ class BatchJob:
         self.source = source or {"name": document.source}
         self._voices: Voices | None = None
         self._counts: list[int] = []
+        self._phonemizer: Any = None  # a phonemes.ProcessPhonemizer while validated and not yet run
 
     def validate(self) -> None:
         """Check settings, markup, voices, emotions and the lexicon, loading the voices; no synthesis."""
@@ -90,6 +97,21 @@ class BatchJob:
                     raise type(e)(f"{where}, line {line}, column {column}: {e}", param=e.param) from None
             counts.append(n)
         self._voices, self._counts = voices, counts
+        if s.frontend_processes and self._phonemizer is None:
+            self._start_phonemizer()
+
+    def _start_phonemizer(self) -> None:
+        """Worker processes for the frontend, warming up (dictionaries) while the caller goes on."""
+        from voxserve.batch.phonemes import ProcessPhonemizer
+
+        voices = cast(Voices, self._voices)
+        self._phonemizer = ProcessPhonemizer(voices.recipes(), self.settings.frontend_processes)
+
+    def close(self) -> None:
+        """End the frontend's worker processes, if any (``run`` does this when it returns)."""
+        if self._phonemizer is not None:
+            self._phonemizer.close()
+            self._phonemizer = None
 
     def _manifest(self, entries: dict[int, dict[str, Any]], sample_rate: int) -> dict[str, Any]:
         import platform
@@ -129,9 +151,22 @@ class BatchJob:
         gate: Callable[[], None] | None = None,
     ) -> Report:
         """Render every unfinished chapter (see the module docstring); ``stop`` ends it early."""
+        try:
+            return self._run(on_progress, stop, gate)
+        finally:
+            self.close()
+
+    def _run(
+        self,
+        on_progress: Callable[[Progress], None] | None,
+        stop: threading.Event | None,
+        gate: Callable[[], None] | None,
+    ) -> Report:
         t0 = time.perf_counter()
         if self._voices is None:
             self.validate()
+        elif self.settings.frontend_processes and self._phonemizer is None:
+            self._start_phonemizer()
         voices = cast(Voices, self._voices)  # set by validate()
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,14 +206,18 @@ class BatchJob:
         pending: list[Future[dict[str, Any]]] = []
         rendered = 0
         stopped = False
+        timings = Timings()
+        stages: dict[str, float] = {}
 
         lock = threading.Lock()
 
-        def finish(plan: ChapterPlan, audio: ChapterAudio) -> dict[str, Any]:
+        def finish(chapter: RenderedChapter) -> dict[str, Any]:
             # In a writer thread: files first, then the manifest at once, so a crash loses at most
             # the chapters not yet written.
-            entry = self._write(plan, audio, entries[plan.index]["hash"])
-            with lock:
+            entry = self._write(chapter, entries[chapter.plan.index]["hash"], voices.params.volume, timings)
+            plan = chapter.plan
+            del chapter  # the batches' outputs can go now
+            with lock, timings.clock("manifest"):
                 entries[plan.index] = entry
                 mf.save(self.out_dir, self._manifest(entries, rate))
             return entry
@@ -193,49 +232,65 @@ class BatchJob:
 
         tick()
 
+        processes = self._phonemizer
+
         def plan_of(i: int) -> ChapterPlan:
             chapter = self.document.chapters[i - 1]
-            return plan_chapter(chapter, i, voices, s.voice, voices.params.emotion, s.speak_titles)
+            # Until the workers have started (~1 s, dictionaries), this process's warm frontends plan.
+            phonemize = processes.phonemize if processes is not None and processes.ready() else None
+            with timings.clock("plan"):
+                return plan_chapter(
+                    chapter, i, voices, s.voice, voices.params.emotion, s.speak_titles, phonemize
+                )
 
         with (
             NvmlSampler(self.device) as sampler,
             ThreadPoolExecutor(s.workers, "batch-writer") as pool,
             ThreadPoolExecutor(1, "batch-planner") as planner,
         ):
-            # The frontend prepares the next chapter while this one renders (voices are loaded by
-            # validate(), and frontends are thread-safe).
-            upcoming = planner.submit(plan_of, todo[0]) if todo else None
+            # Every chapter is queued for the frontend at once: the planner works through the book
+            # while chapters render (voices are loaded by validate(), and frontends are thread-safe).
+            # One chapter ahead was too little on a GPU, which renders a chapter faster than the
+            # frontend plans one.
+            plans = {i: planner.submit(plan_of, i) for i in todo}
             try:
-                for k, i in enumerate(todo):
+                for i in todo:
                     if stop is not None and stop.is_set():
                         stopped = True
                         break
                     progress.chapter = i
-                    plan = upcoming.result() if upcoming is not None else plan_of(i)
-                    upcoming = planner.submit(plan_of, todo[k + 1]) if k + 1 < len(todo) else None
+                    with timings.clock("wait_plan"):
+                        plan = plans.pop(i).result()
                     if not plan.sentences:  # nothing speakable (only symbols): record it, write no files
                         with lock:
                             entries[i] = {**entries[i], "status": "empty", "duration": 0.0, "sentences": 0}
                             mf.save(self.out_dir, self._manifest(entries, rate))
                         progress.chapters_done += 1
                         continue
-                    audio = render_chapter(plan, voices, rate, s.batch_size, stop, gate, on_batch)
-                    if audio is None:
+                    with timings.clock("render"):
+                        sentences = render_sentences(
+                            plan, voices, rate, s.batch_size, stop, gate, on_batch, stages
+                        )
+                    if sentences is None:
                         stopped = True
                         break
-                    pending.append(pool.submit(finish, plan, audio))
-                    while len(pending) > s.workers:  # bound memory: wait for the oldest write
-                        pending[0].result()
-                        collect(block=False)
+                    pending.append(pool.submit(finish, sentences))
+                    del sentences  # the writer owns the audio now
+                    with timings.clock("wait_writers"):
+                        while len(pending) > s.workers:  # bound memory: wait for the oldest write
+                            pending[0].result()
+                            collect(block=False)
                     collect(block=False)
                 progress.chapter = None
-                collect(block=True)
+                with timings.clock("wait_writers"):
+                    collect(block=True)
             finally:
                 for f in pending:
                     f.cancel()
-                if upcoming is not None:
-                    upcoming.cancel()
+                for later in plans.values():
+                    later.cancel()
         progress.wall_seconds = time.perf_counter() - t0
+        timings.set("model", (stages.get("acoustic", 0.0) + stages.get("vocoder", 0.0)) / 1e3)
         written = sum(entries[i].get("duration", 0.0) for i in todo if entries[i].get("status") == "done")
         return Report(
             out_dir=str(self.out_dir),
@@ -246,19 +301,29 @@ class BatchJob:
             wall_seconds=round(progress.wall_seconds, 3),
             stopped=stopped,
             gpu=sampler.summary(),
+            timings=timings.summary(),
         )
 
-    def _write(self, plan: ChapterPlan, audio: ChapterAudio, chapter_hash: str) -> dict[str, Any]:
-        """Encode and write one chapter's files (in a writer thread); its manifest entry."""
-        from voxserve.server.encoding import encode_file
+    def _write(
+        self, chapter: RenderedChapter, chapter_hash: str, volume: float, timings: Timings
+    ) -> dict[str, Any]:
+        """Encode and write one chapter's files (in a writer thread); its manifest entry.
 
+        The audio is encoded from the sentences and silences as they are (``batch.encode``), the
+        same bytes as encoding the assembled chapter, without a chapter-sized copy.
+        """
+        plan, rate = chapter.plan, chapter.sample_rate
         fmt = self.settings.format
         stem = f"chapter-{plan.index:03d}"
         audio_name = f"{stem}.{EXTENSIONS.get(fmt, fmt)}"
-        data = encode_file(fmt, audio.samples, audio.sample_rate)
-        mf.atomic_write(self.out_dir / f"{stem}.srt", srt(audio.cues).encode("utf-8"))
-        mf.atomic_write(self.out_dir / f"{stem}.vtt", vtt(audio.cues).encode("utf-8"))
-        mf.atomic_write(self.out_dir / audio_name, data)
+        with timings.clock("cues"):
+            cues, length = chapter_cues(plan, chapter.samples, chapter.durations, rate)
+        with timings.clock("encode"):
+            data = encode_parts(fmt, chapter_parts(plan, chapter.samples, rate, volume), rate)
+        with timings.clock("write"):
+            mf.atomic_write(self.out_dir / f"{stem}.srt", srt(cues).encode("utf-8"))
+            mf.atomic_write(self.out_dir / f"{stem}.vtt", vtt(cues).encode("utf-8"))
+            mf.atomic_write(self.out_dir / audio_name, data)
         return {
             "index": plan.index,
             "title": plan.title,
@@ -266,7 +331,7 @@ class BatchJob:
             "status": "done",
             "audio": {"path": audio_name, "sha256": mf.sha256(data), "bytes": len(data)},
             "subtitles": {"srt": f"{stem}.srt", "vtt": f"{stem}.vtt"},
-            "duration": round(audio.duration, 3),
+            "duration": round(length / rate, 3),
             "sentences": len(plan.sentences),
             "characters": plan.characters,
         }

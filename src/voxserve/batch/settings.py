@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +26,7 @@ EXTENSIONS = {"opus": "ogg"}
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """What a job renders with; everything but ``batch_size`` and ``workers`` enters the chapter hash.
+    """What a job renders with; all but ``batch_size``, ``workers``, ``frontend_processes`` enter the chapter hash.
 
     Controls use None for "the voice's default" like the API; ``emotion`` is the default emotion
     outside markup spans.
@@ -50,6 +54,8 @@ class BatchSettings:
     """Speak each chapter's title before its text."""
     workers: int = 2
     """Threads that encode and write finished chapters while the next one renders."""
+    frontend_processes: int = 0
+    """Worker processes that phonemize (``batch.phonemes``); 0: a thread of the job's own process."""
 
     def params(self) -> SynthesisParams:
         """The validated controls (``InvalidInput``/``NotFound`` for bad values)."""
@@ -62,6 +68,10 @@ class BatchSettings:
             raise InvalidInput(f"batch_size must be 1-4096, got {self.batch_size}", param="batch_size")
         if not 1 <= self.workers <= 64:
             raise InvalidInput(f"workers must be 1-64, got {self.workers}", param="workers")
+        if not 0 <= self.frontend_processes <= 64:
+            raise InvalidInput(
+                f"frontend_processes must be 0-64, got {self.frontend_processes}", param="frontend_processes"
+            )
         self.params()
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,7 +90,7 @@ class BatchSettings:
         }
 
     def fingerprint(self) -> str:
-        """Hash of the settings that change the output (not batch size or workers)."""
+        """Hash of the settings that change the output (not batch size, workers or processes)."""
         d = self.to_dict()
         d.pop("batch_size")
         return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
@@ -135,6 +145,8 @@ class Report:
     stopped: bool = False
     gpu: dict[str, Any] | None = None
     """NVML summary (``gpu.NvmlSampler.summary``) on CUDA devices with pynvml, else None."""
+    timings: dict[str, Any] | None = None
+    """Where the time went (``Timings.summary``): seconds per pipeline step, process CPU and page faults."""
 
     @property
     def realtime_factor(self) -> float:
@@ -149,6 +161,64 @@ class Report:
         d["settings"] = self.manifest.get("settings")
         d["versions"] = self.manifest.get("versions")
         return d
+
+
+class Timings:
+    """Wall seconds per pipeline step, summed over the threads that ran it; thread-safe.
+
+    Steps of a run: ``plan`` (frontend, planner thread), ``render`` (run thread: batching and the
+    model calls, ``model`` of it inside ``Voice.render``'s backend calls), ``assemble``, ``encode``,
+    ``write``, ``manifest`` (writer threads), ``wait_plan``/``wait_writers`` (the run thread idle).
+    Steps overlap across threads, so the sum exceeds the wall time. Also records the process's CPU
+    time and minor page faults over the run (from ``resource``, where the platform has it); it does
+    not profile (see ``voxserve batch --profile``).
+    """
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._start = time.perf_counter()
+        self._usage = _usage()
+
+    @contextmanager
+    def clock(self, step: str) -> Iterator[None]:
+        """Adds the wall time of the ``with`` block to ``step``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(step, time.perf_counter() - t0)
+
+    def add(self, step: str, seconds: float) -> None:
+        with self._lock:
+            self._seconds[step] = self._seconds.get(step, 0.0) + seconds
+
+    def set(self, step: str, seconds: float) -> None:
+        with self._lock:
+            self._seconds[step] = seconds
+
+    def summary(self) -> dict[str, Any]:
+        """{"wall": s, "steps": {step: s}, "process": {"user_s", "sys_s", "minor_faults"} or None}."""
+        with self._lock:
+            steps = {k: round(v, 3) for k, v in sorted(self._seconds.items())}
+        now, before = _usage(), self._usage
+        process = None
+        if now is not None and before is not None:
+            process = {
+                "user_s": round(now[0] - before[0], 3),
+                "sys_s": round(now[1] - before[1], 3),
+                "minor_faults": now[2] - before[2],
+            }
+        return {"wall": round(time.perf_counter() - self._start, 3), "steps": steps, "process": process}
+
+
+def _usage() -> tuple[float, float, int] | None:
+    try:
+        import resource
+    except ImportError:  # not on this platform (Windows)
+        return None
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime, u.ru_stime, u.ru_minflt
 
 
 def log_line(progress: Progress) -> str:
