@@ -24,8 +24,13 @@ for step in "${@:-tests batch bench}"; do
       2>&1 | tee "$res/gpu-tests.log" | tail -25 ;;
   batch)
     timeout 200 python3 -m voxserve batch data/books/tang300.md -o /tmp/book --backend cuda --device cuda \
-      --format flac --batch-size 64 --workers 12 --report "$res/batch-report.json" 2>&1 | tail -8
-    ls -la /tmp/book | head -5; du -sh /tmp/book ;;
+      --format flac --batch-size 64 --workers 4 --frontend-procs 4 --report "$res/batch-report.json" 2>&1 | tail -3
+    ls -la /tmp/book | head -5; du -sh /tmp/book
+    timeout 200 python3 -m voxserve batch data/books/tang300.md -o /tmp/book-prof --backend cuda --device cuda \
+      --format flac --batch-size 64 --workers 4 --frontend-procs 4 --profile "$res/batch.prof" \
+      --report "$res/batch-report-profiled.json" 2>&1 | tail -2 ;;
+  bakerbench)
+    timeout 240 python3 -m voxserve bench baker --backends torch,cuda --device cuda --out "$res/baker" 2>&1 | tail -12 ;;
   bench)
     timeout 240 python3 -m voxserve bench baker --backends torch,cuda --device cuda --out "$res/baker" 2>&1 | tail -12
     timeout 200 python3 -m voxserve bench emotivoice-size --backends torch,cuda --device cuda --out "$res/emotivoice" 2>&1 | tail -12 ;;
