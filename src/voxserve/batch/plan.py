@@ -100,6 +100,10 @@ class Voices:
             self._packs[pack] = (voice, frontend)
         return self._packs[pack]
 
+    def loaded(self) -> list[tuple[Any, Any]]:
+        """(Voice, frontend) of every pack loaded so far."""
+        return list(self._packs.values())
+
     def recipes(self) -> dict[str, Any]:
         """Pack name → ``phonemes.Recipe`` of its frontend, for every pack loaded so far."""
         from voxserve.batch.phonemes import Recipe

@@ -37,6 +37,9 @@ from voxserve.batch.settings import EXTENSIONS, FORMATS, BatchSettings, Progress
 from voxserve.batch.subtitles import srt, vtt
 from voxserve.errors import InvalidInput, NotFound
 
+THROUGHPUT_CUDA = {"max_graph_frames": 65536, "max_graph_tokens": 32768}
+"""Graph budgets of the cuda backend for book jobs: batches of 64 long sentences replay graphs."""
+
 
 class BatchJob:
     """One document into ``out_dir`` with ``settings``; ``tts`` (a ``voxserve.TTS``) may be shared.
@@ -62,7 +65,13 @@ class BatchJob:
         if tts is None:
             from voxserve.engine.tts import TTS
 
-            tts = TTS(voice=self.settings.voice, backend=backend, device=device)
+            # Throughput mode: on the cuda backend, graphs for large batches (memory is not the
+            # constraint of a book job, GPU time is), captured once when a voice loads.
+            options = THROUGHPUT_CUDA if backend == "cuda" else {}
+            tts = TTS(voice=self.settings.voice, backend=backend, device=device, backend_options=options)
+            self._warm = backend == "cuda"
+        else:
+            self._warm = False  # a shared TTS (the server's jobs) is warmed, or not, by its owner
         self.tts = tts
         self.source = source or {"name": document.source}
         self._voices: Voices | None = None
@@ -97,6 +106,10 @@ class BatchJob:
                     raise type(e)(f"{where}, line {line}, column {column}: {e}", param=e.param) from None
             counts.append(n)
         self._voices, self._counts = voices, counts
+        if self._warm:
+            for voice, _ in voices.loaded():
+                voice.backend.warmup(**voice.warmup_inputs())
+            self._warm = False
         if s.frontend_processes and self._phonemizer is None:
             self._start_phonemizer()
 

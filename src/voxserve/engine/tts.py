@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,8 @@ class TTS:
     ``backend`` names how models run (``torch`` by default); ``device`` is passed
     to it. ``threads`` sets torch's intra-op threads when given. ``directories`` resolve
     voice ids that are not pack or speaker names (registered voices, see ``speakers.py``).
-    Safe to share across threads: voices load once under a lock; synthesis calls may overlap.
+    ``backend_options`` are extra keyword arguments for the backend (e.g. the cuda backend's
+    graph budgets). Safe to share across threads: voices load once under a lock; synthesis calls may overlap.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class TTS:
         device: str = "cpu",
         threads: int | None = None,
         directories: Sequence[VoiceDirectory] = (),
+        backend_options: Mapping[str, Any] | None = None,
     ) -> None:
         if threads is not None:
             import torch
@@ -66,6 +69,7 @@ class TTS:
         self.backend_name = backend
         self.device = device
         self.directories = list(directories)
+        self.backend_options = dict(backend_options or {})
         self._voices: dict[str, Voice] = {}
         self._lock = threading.Lock()
 
@@ -81,7 +85,9 @@ class TTS:
         with self._lock:
             if name not in self._voices:
                 pack = store.load(name)
-                self._voices[name] = Voice(pack, create(self.backend_name, device=self.device))
+                self._voices[name] = Voice(
+                    pack, create(self.backend_name, device=self.device, **self.backend_options)
+                )
             return self._voices[name]
 
     def speaker(self, name: str | None = None) -> Speaker:
