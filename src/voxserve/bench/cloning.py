@@ -89,6 +89,8 @@ def load_manifest(eval_dir: str | Path) -> tuple[list[EvalVoice], dict[str, list
     try:
         if raw is None:
             raw = json.loads(path.read_text("utf-8"))
+        if "voices" not in raw and "clips" in raw:
+            raw = _voices_from_clips(raw)
         voices = []
         for i, v in enumerate(raw["voices"]):
             clips = tuple(Path(eval_dir) / (c["file"] if isinstance(c, dict) else c) for c in v["clips"])
@@ -103,6 +105,16 @@ def load_manifest(eval_dir: str | Path) -> tuple[list[EvalVoice], dict[str, list
     given = raw.get("sentences") or {}
     sentences = {lang: list(given.get(lang) or SENTENCES[lang]) for lang in ("zh", "en")}
     return voices, sentences
+
+
+def _voices_from_clips(raw: dict[str, Any]) -> dict[str, Any]:
+    """The corpus builder's manifest (a flat ``clips`` list with voice, teacher, lang) as voices:
+    one evaluation voice per clip, named by its file, so each language of a speaker is its own row."""
+    voices = []
+    for c in raw["clips"]:
+        kind = "blend" if str(c["voice"]).startswith("blend") else "teacher"
+        voices.append({"name": Path(c["file"]).stem, "kind": kind, "lang": c.get("lang", ""), "clips": [c]})
+    return {**raw, "voices": voices}
 
 
 def _manifest_from_files(eval_dir: Path) -> dict[str, Any] | None:
