@@ -427,3 +427,16 @@ def test_metrics_render_prometheus_text(engine):
         "voxserve_jobs_waiting 0.0",
     ):
         assert name in text, name
+
+
+def test_an_optional_voice_that_cannot_load_is_left_out(tts):
+    """A server starts with its voices even when an optional one (the cloning pack without its
+    vocoder source, say) fails to load: that voice is logged and not served."""
+    from voxserve.engine.runtime import Engine
+
+    engine = Engine(tts, optional_voices=["no-such-pack"], max_wait_ms=1.0)
+    engine.start_sync()
+    try:
+        assert engine.voices == [tts.default_voice]
+    finally:
+        engine.stop_sync()

@@ -48,7 +48,9 @@ class Engine:
         jobs: beyond it ``submit`` raises ``Overloaded``. ``default_deadline_s`` applies to jobs
         without ``deadline_s``. ``cache`` is None, "memory", a redis:// URL or an ``AudioCache``;
         only texts of at most ``cache_max_chars`` characters are cached. ``chunking`` sets the
-        stream chunk sizes. ``directories`` resolve registered voice ids (default: the TTS's). A job's
+        stream chunk sizes. ``directories`` resolve registered voice ids (default: the TTS's).
+        ``optional_voices`` are served too when they load; one that cannot (a pack missing its
+        weight source) is logged and left out instead of failing the start. A job's
     ``voice`` may be a served pack, ``<pack>:<speaker>``, a speaker name, or a registered voice id.
     Does not load voices on demand or speak HTTP.
     """
@@ -67,6 +69,7 @@ class Engine:
         cache_max_chars: int = 200,
         chunking: ChunkPlan | None = None,
         directories: Sequence[VoiceDirectory] | None = None,
+        optional_voices: Sequence[str] = (),
     ) -> None:
         _check_number("max_wait_ms", max_wait_ms, allow_zero=True)
         _check_number("default_deadline_s", default_deadline_s)
@@ -97,6 +100,7 @@ class Engine:
         if directories is None:
             directories = self._tts.directories if self._tts is not None else ()
         self.directories = list(directories)
+        self._optional = [n for n in dict.fromkeys(optional_voices) if n not in self._names]
         self.max_batch, self.max_queue = max_batch, max_queue
         self.default_deadline_s = default_deadline_s
         self._owns_cache = isinstance(cache, str)
@@ -120,7 +124,13 @@ class Engine:
             return
         if self._state != "new":
             raise ShuttingDown("this engine was stopped; build a new one")
-        self._pipeline.start({name: self._serve(name) for name in self._names})
+        served = {name: self._serve(name) for name in self._names}
+        for name in self._optional:
+            try:
+                served[name] = self._serve(name)
+            except VoxserveError as e:
+                logger.warning("optional voice %s is not served: %s", name, e)
+        self._pipeline.start(served)
         self._state = "running"
 
     def _serve(self, name: str) -> Served:

@@ -122,10 +122,10 @@ def build_engine(
             directories=directories or (),
         )
     voices = [config.voice, *(v for v in config.preload if v != config.voice)]
-    voices += [p for p in _cloning_packs(directories) if p not in voices]
     return Engine(
         tts,
         voices=voices,
+        optional_voices=_cloning_packs(directories),
         fallback=config.fallback,
         max_batch=config.max_batch,
         max_wait_ms=config.max_wait_ms,
