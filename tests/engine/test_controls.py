@@ -12,8 +12,17 @@ from voxserve.errors import InvalidInput, NotFound
 
 @pytest.mark.parametrize(
     "alias,label",
-    [("neutral", "普通"), ("Angry", "生气"), ("happy", "开心"), ("surprised", "惊讶"), ("sad", "悲伤"),
-     ("disgusted", "厌恶"), ("fearful", "恐惧"), ("开心", "开心"), (" sad ", "悲伤")],
+    [
+        ("neutral", "普通"),
+        ("Angry", "生气"),
+        ("happy", "开心"),
+        ("surprised", "惊讶"),
+        ("sad", "悲伤"),
+        ("disgusted", "厌恶"),
+        ("fearful", "恐惧"),
+        ("开心", "开心"),
+        (" sad ", "悲伤"),
+    ],
 )
 def test_emotion_aliases(alias, label):
     assert resolve_emotion(alias) == label
@@ -27,8 +36,18 @@ def test_unknown_emotion_lists_labels():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"speed": 0.1}, {"speed": 5}, {"speed": math.nan}, {"pitch": 3}, {"pitch": 0.0}, {"energy": -1},
-     {"volume": 10}, {"volume": math.inf}, {"speed": "fast"}, {"pitch": True}],
+    [
+        {"speed": 0.1},
+        {"speed": 5},
+        {"speed": math.nan},
+        {"pitch": 3},
+        {"pitch": 0.0},
+        {"energy": -1},
+        {"volume": 10},
+        {"volume": math.inf},
+        {"speed": "fast"},
+        {"pitch": True},
+    ],
 )
 def test_out_of_range_controls(kwargs):
     with pytest.raises(InvalidInput) as e:
@@ -43,5 +62,8 @@ def test_emotion_combines_with_user_controls():
     assert c["pitch"] == pytest.approx(1.1 * 0.9)
     assert c["pitch_range"] == 0.6 and c["energy"] == 0.75
     assert SynthesisParams.create().model_controls(presets) == {
-        "duration": 1.0, "pitch": 1.0, "pitch_range": 1.0, "energy": 1.0
+        "duration": 1.0,
+        "pitch": 1.0,
+        "pitch_range": 1.0,
+        "energy": 1.0,
     }

@@ -100,8 +100,13 @@ def test_emotion_presets_move_prosody(tts, emotion):
 
 @pytest.mark.parametrize(
     "text,match",
-    [("", "empty"), ("   \n\t ", "empty"), ("。，！？……", "nothing to speak"), ("😀🎉👍", "nothing to speak"),
-     ("好" * 100_000, "limit")],
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("。，！？……", "nothing to speak"),
+        ("😀🎉👍", "nothing to speak"),
+        ("好" * 100_000, "limit"),
+    ],
 )
 def test_bad_text_is_a_clear_error(tts, text, match):
     with pytest.raises(InvalidInput, match=match):

@@ -123,7 +123,9 @@ def test_health_ready_metrics(client):
     assert client.get("/health").json() == {"status": "ok"}
     r = client.get("/ready")
     assert r.status_code == 200 and r.json() == {"status": "ready", "ready": True}
-    assert client.post("/v1/audio/speech", json={"input": "你好。", "response_format": "pcm"}).status_code == 200
+    assert (
+        client.post("/v1/audio/speech", json={"input": "你好。", "response_format": "pcm"}).status_code == 200
+    )
     text = client.get("/metrics").text
     assert 'voxserve_http_requests_total{route="/v1/audio/speech",status="200"}' in text
     # The engine's metrics and the HTTP layer's together are one valid Prometheus exposition.
