@@ -10,13 +10,7 @@ mode=${1:?bench or load}
 res=/tmp/res-$mode
 mkdir -p "$res"
 trap 'tar czf "$OUT/$mode.tar.gz" -C "$res" . 2>/dev/null' EXIT
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation \
-  --upgrade --target /tmp/site .whl/*.whl .whl/jieba-0.42.1.tar.gz >"$res/pip.log" 2>&1 || { cat "$res/pip.log"; exit 1; }
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 VOXSERVE_HOME=$PWD/.vxhome
-[ -d .vxhome/packs/baker ] || tar xJf .vxhome/baker.tar.xz -C .vxhome
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$res/gpu.csv"
-python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' >>"$res/gpu.csv"
-cat "$res/gpu.csv"
+. scripts/gpu_setup.sh
 
 if [ "$mode" = bench ]; then
   timeout 280 python3 -m voxserve bench baker --backends torch,cuda --device cuda --out "$res/baker" 2>&1 | tail -60

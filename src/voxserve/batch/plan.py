@@ -19,6 +19,7 @@ from typing import Any
 from voxserve.batch import markup
 from voxserve.batch.documents import Chapter
 from voxserve.batch.lexicon import Lexicon, frontend_with_lexicon
+from voxserve.engine import tts as tts_pauses
 from voxserve.engine.controls import SynthesisParams, resolve_emotion
 from voxserve.errors import InvalidInput, NotFound
 from voxserve.frontend.interface import PhoneSequence
@@ -27,19 +28,8 @@ TITLE_PAUSE = 1.0
 """Seconds after a spoken chapter title (at speed 1)."""
 PARAGRAPH_PAUSE = 0.6
 """Seconds between paragraphs (at speed 1)."""
-SENTENCE_PAUSES = {
-    "。": 0.25,
-    "！": 0.25,
-    "？": 0.25,
-    ".": 0.25,
-    "!": 0.25,
-    "?": 0.25,
-    "…": 0.3,
-    "；": 0.15,
-    ";": 0.15,
-}
-"""Seconds after a sentence by its last character (at speed 1); others get ``SHORT_PAUSE``."""
-SHORT_PAUSE = 0.08
+# Sentence pauses are the Python API's (by the sentence's last character, at speed 1).
+SENTENCE_PAUSES, SHORT_PAUSE = tts_pauses.SENTENCE_PAUSES, tts_pauses.SHORT_PAUSE
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ MAX_INPUT_CHARS = 20_000
 """Longest text one call accepts (about an hour of speech); longer documents belong in batch jobs."""
 
 # Pause after a sentence, by its last character, in seconds at speed 1.
-_PAUSES = {
+SENTENCE_PAUSES = {
     "。": 0.25,
     "！": 0.25,
     "？": 0.25,
@@ -39,7 +39,7 @@ _PAUSES = {
     "；": 0.15,
     ";": 0.15,
 }
-_SHORT_PAUSE = 0.08
+SHORT_PAUSE = 0.08
 
 
 class TTS:
@@ -178,7 +178,7 @@ def assemble(
         parts.append(r.samples)
         offset += len(r.samples)
         if k + 1 < len(seqs):
-            pause = _PAUSES.get(seq.text.rstrip()[-1:], _SHORT_PAUSE) / params.speed
+            pause = SENTENCE_PAUSES.get(seq.text.rstrip()[-1:], SHORT_PAUSE) / params.speed
             gap = np.zeros(int(pause * sample_rate), dtype=np.float32)
             parts.append(gap)
             offset += len(gap)
