@@ -59,6 +59,8 @@ def home(clips, tmp_path_factory):
         mp.setenv("VOXSERVE_HOME", str(root))
         mp.delenv("VOXSERVE_VOICE_STORE", raising=False)
         mp.delenv("VOXSERVE_CLONE_PACK", raising=False)
+        # The trained weights in the tree would make the store rebuild ``clone`` from them.
+        mp.setenv("VOXSERVE_CLONE_WEIGHTS", str(root / "no-trained-weights"))
         yield root
 
 

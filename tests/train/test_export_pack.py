@@ -114,6 +114,7 @@ def test_store_offers_the_clone_voice_once_weights_exist(exported, monkeypatch):
     from voxserve.packs import store
 
     root, _, _ = exported
+    monkeypatch.setenv("VOXSERVE_HOME", str(root / "empty-home"))  # no clone pack installed by other tests
     monkeypatch.setenv(convert.WEIGHTS_ENV, str(root / "missing"))
     assert "clone" not in store.available()
     monkeypatch.setenv(convert.WEIGHTS_ENV, str(root / "weights"))
