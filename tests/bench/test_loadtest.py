@@ -191,3 +191,12 @@ def test_search_returns_a_level(server_url):
         )
     )
     assert impossible["search"]["best"] == 0 and len(impossible["levels"]) == 1
+
+
+def test_clients_spread_over_processes_share_the_budget(server_url):
+    args = _args(
+        server_url, "-c", "4", "--procs", "2", "--duration", "4", "--max-requests", "6", "--mix", "short"
+    )
+    lv = main(args)["levels"][0]
+    _check_level(lv, paced=True)
+    assert lv["concurrency"] == 4 and lv["requests"] <= 6

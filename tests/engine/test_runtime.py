@@ -132,6 +132,15 @@ def test_concurrent_jobs_batch_and_each_equals_its_unbatched_result(tts):
         assert corr(samples, ref.samples) >= 0.999
 
 
+def test_a_lone_stream_does_not_wait_out_the_batch_window(tts):
+    # A 60-second window: waiting it out would hit the 20-second deadline. Nothing else is in
+    # flight, so each stage runs as soon as its work lands (the window only gathers company).
+    with Engine(tts, max_wait_ms=60_000, default_deadline_s=20) as engine:
+        chunks = engine.speak(SpeechJob("今天天气很好，我们去公园散步吧。", stream=True))
+    assert chunks[-1].final and sum(len(c.samples) for c in chunks) > 0
+    assert engine.metrics.value("voxserve_queue_time_seconds_sum", stage="acoustic") < 20
+
+
 class FrameVocoder(Backend):
     """A stand-in vocoder with no receptive field: frame f becomes ``hop`` samples of mel[f, 0]."""
 

@@ -52,6 +52,20 @@ def test_waits_for_the_window_then_batches_everything_queued():
     assert sched.pending() == 0
 
 
+def test_a_queue_expecting_nothing_more_runs_without_the_window():
+    expecting = {ACOUSTIC: True, VOCODER: False}
+    clock = Clock()
+    sched = Scheduler(max_batch=8, max_wait_s=10.0, clock=clock, expect=lambda key: expecting[key])
+    job = Job(1)
+    sched.add([item(job, "mel"), item(job, "chunk", key=VOCODER)])
+    batch = sched.next_batch(block=False)
+    assert batch is not None and batch.key == VOCODER  # nothing upstream of it: no wait
+    assert sched.next_batch(block=False) is None  # acoustic work still expects more text
+    expecting[ACOUSTIC] = False
+    batch = sched.next_batch(block=False)
+    assert batch is not None and [it.payload for it in batch.items] == ["mel"]
+
+
 def test_full_batch_runs_at_once_and_takes_at_most_max_batch():
     sched, _ = make(max_batch=3, max_wait_s=10.0)
     job = Job(1)

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import ipaddress
 import json
+import os
 import random
 import time
 from collections import Counter
@@ -209,26 +210,70 @@ async def _client(
     return out
 
 
-async def run_level(cfg: LoadConfig, concurrency: int) -> dict[str, Any]:
-    """Run ``concurrency`` clients for one bounded period; the summary of what they saw."""
+async def run_level(cfg: LoadConfig, concurrency: int, procs: int = 1) -> dict[str, Any]:
+    """Run ``concurrency`` clients for one bounded period; the summary of what they saw.
+
+    ``procs`` > 1 spreads the clients over that many processes (each its own event loop and
+    connection pool), so that the client side is not what saturates at hundreds of streams;
+    ``max_requests`` is split between them in proportion to their clients.
+    """
+    procs = max(1, min(procs, concurrency))
+    # Clients join evenly over the ramp, as listeners would, rather than in one burst.
+    if procs == 1:
+        t0 = time.perf_counter()
+        samples, ends = await _run_clients(cfg, list(range(concurrency)), concurrency, t0, cfg.max_requests)
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        shares = [list(range(concurrency))[i::procs] for i in range(procs)]
+        budgets = [cfg.max_requests * len(ks) // concurrency for ks in shares]
+        budgets[0] += cfg.max_requests - sum(budgets)
+        # Perf_counter is the system's monotonic clock on Linux: one time base for every process.
+        t0 = time.perf_counter() + 3.0  # time for the workers to start before the first client
+        loop = asyncio.get_running_loop()
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(procs, mp_context=ctx) as pool:
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, _clients_in_process, cfg, ks, concurrency, t0, b)
+                    for ks, b in zip(shares, budgets, strict=True)
+                )
+            )
+        samples = [s for part, _ in parts for s in part]
+        ends = [e for _, part_ends in parts for e in part_ends]
+    # Paced listeners are busy until their last audio has played, which can be after the last byte.
+    wall = max([time.perf_counter(), *ends]) - t0
+    return summarize(samples, concurrency, wall, cfg.paced)
+
+
+async def _run_clients(
+    cfg: LoadConfig, ks: list[int], concurrency: int, t0: float, max_requests: int
+) -> tuple[list[Sample], list[float]]:
+    """Clients ``ks`` (of ``concurrency``, started on the ramp from ``t0``) sharing ``max_requests``."""
     import httpx
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(max_connections=len(ks), max_keepalive_connections=len(ks))
     async with httpx.AsyncClient(timeout=cfg.timeout_s, limits=limits, trust_env=False) as client:
-        t0 = time.perf_counter()
-        budget = [cfg.max_requests]
+        budget = [max_requests]
         ends: list[float] = []
-        # Clients join evenly over the ramp, as listeners would, rather than in one burst.
-        starts = [t0 + cfg.ramp_s * k / concurrency for k in range(concurrency)]
         per_client = await asyncio.gather(
             *(
-                _client(client, cfg, k, starts[k], t0 + cfg.duration_s, budget, ends)
-                for k in range(concurrency)
+                _client(client, cfg, k, t0 + cfg.ramp_s * k / concurrency, t0 + cfg.duration_s, budget, ends)
+                for k in ks
             )
         )
-        # Paced listeners are busy until their last audio has played, which can be after the last byte.
-        wall = max([time.perf_counter(), *ends]) - t0
-    return summarize([s for c in per_client for s in c], concurrency, wall, cfg.paced)
+    return [s for c in per_client for s in c], ends
+
+
+def _clients_in_process(
+    cfg: LoadConfig, ks: list[int], concurrency: int, t0: float, max_requests: int
+) -> tuple[list[Sample], list[float]]:
+    """``_run_clients`` in a worker process; arrival logs are dropped (not needed after pacing)."""
+    samples, ends = asyncio.run(_run_clients(cfg, ks, concurrency, t0, max_requests))
+    for s in samples:
+        s.arrivals = []
+    return samples, ends
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -369,12 +414,20 @@ def add_loadtest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slo-ms", type=float, default=150.0, help="search: p99 TTFA target")
     p.add_argument("--max-concurrency", type=int, default=64, help="search: highest level tried")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--procs",
+        type=int,
+        default=0,
+        help="client processes (0: one per 100 clients, at most half the CPUs)",
+    )
     p.add_argument("--allow-remote", action="store_true", help="allow a target other than loopback")
     p.add_argument("--out", default=None, help="directory for loadtest.json and loadtest.md")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole load test described by parsed flags; returns the result that ``main`` writes."""
+    if args.procs < 0:
+        raise InvalidInput("--procs must be 0 (auto) or more", param="procs")
     for name in ("concurrency", "max_requests", "max_concurrency"):
         if getattr(args, name) < 1:
             raise InvalidInput(f"--{name.replace('_', '-')} must be at least 1", param=name)
@@ -395,17 +448,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stream_format=None if args.stream_format == "none" else args.stream_format,
         seed=args.seed,
     )
+    procs = args.procs
+
+    def measure(c: int) -> Awaitable[dict[str, Any]]:
+        n = procs if procs > 0 else min(max(1, (os.cpu_count() or 2) // 2), -(-c // 100))
+        return run_level(cfg, c, n)
+
     if args.warmup > 0:
         await run_level(LoadConfig(**{**asdict(cfg), "max_requests": args.warmup, "paced": False}), 1)
     result: dict[str, Any] = {"config": asdict(cfg)}
     if args.search:
-        best, levels = await find_max_concurrency(
-            lambda c: run_level(cfg, c), args.slo_ms, args.max_concurrency
-        )
+        best, levels = await find_max_concurrency(measure, args.slo_ms, args.max_concurrency)
         result["search"] = {"slo_ms": args.slo_ms, "best": best, "max_concurrency": args.max_concurrency}
         result["levels"] = levels
     else:
-        result["levels"] = [await run_level(cfg, args.concurrency)]
+        result["levels"] = [await measure(args.concurrency)]
     return result
 
 

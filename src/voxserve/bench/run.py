@@ -47,6 +47,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "cuda-fp32": ("cuda", {"dtype": "fp32"}),
     "cuda-bf16": ("cuda", {"dtype": "bf16"}),
     "cuda-nographs": ("cuda", {"graphs": False}),
+    # Half the cell budgets of the default: the graph pool and one call's activations halve.
+    "cuda-lean": ("cuda", {"max_graph_frames": 4096, "max_graph_tokens": 2048}),
+    "cuda-lean-compiled": (
+        "cuda",
+        {"max_graph_frames": 4096, "max_graph_tokens": 2048, "compile_vocoder": True},
+    ),
 }
 """Benchmark names for a registered backend with settings (used when the registry lacks the name)."""
 
@@ -361,6 +367,9 @@ class _Memory:
         self.samples[f"{point}_rss_mib"] = _rss_mib()
         if self.cuda:
             self.samples[f"{point}_gpu_peak_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+            # What the caching allocator held at most: the figure the process really needed from the GPU.
+            reserved = torch.cuda.max_memory_reserved(self.device) / 2**20
+            self.samples[f"{point}_gpu_reserved_mib"] = reserved
 
     def summary(self) -> dict[str, Any]:
         rss = [v for k, v in self.samples.items() if k.endswith("rss_mib") and v == v]
@@ -368,6 +377,8 @@ class _Memory:
         out["rss_peak_mib"] = max(rss) if rss else None
         peaks = [v for k, v in self.samples.items() if k.endswith("gpu_peak_mib")]
         out["gpu_peak_mib"] = max(peaks) if peaks else None
+        held = [v for k, v in self.samples.items() if k.endswith("gpu_reserved_mib")]
+        out["gpu_reserved_peak_mib"] = max(held) if held else None
         return out
 
 

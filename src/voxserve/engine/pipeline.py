@@ -119,12 +119,25 @@ class Pipeline:
         self._ids = itertools.count(1)
         self._latency_ewma = 1.0
         self._frontend = Scheduler(max_batch=1, max_wait_s=0.0)
-        self._models = Scheduler(max_batch=self._batch_limit, max_wait_s=max_wait_s)
+        self._models = Scheduler(max_batch=self._batch_limit, max_wait_s=max_wait_s, expect=self._expect)
         self._threads: list[threading.Thread] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxserve-cache")
 
     def _batch_limit(self, key: Hashable) -> int:
         return self.served[cast(tuple[str, str], key)[1]].max_batch
+
+    def _expect(self, key: Hashable) -> bool:
+        """Whether more model work for ``key`` is on its way, so its queue should wait out the batch window.
+
+        Acoustic work comes from text queued for the frontend; vocoder work from queued
+        acoustic work. With nothing upstream (one request alone, or the tail of a burst) the
+        batch runs at once; the text being processed right now notifies when its work lands.
+        Called by the model scheduler under its lock; reads the frontend queue (a leaf lock).
+        """
+        stage, voice = cast(tuple[str, str], key)
+        if stage == ACOUSTIC:
+            return self._frontend.pending(key=(FRONTEND, voice)) > 0
+        return self._models.pending(key=(ACOUSTIC, voice)) > 0
 
     # --- control (engine side) ----------------------------------------------------------------------
 

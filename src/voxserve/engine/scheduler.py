@@ -7,8 +7,9 @@ per scheduler loops on ``next_batch``, runs the batch and ``add``s the follow-up
 same ``key`` (stage and voice); the scheduler never looks inside ``payload``: padding and
 splitting belong to :mod:`voxserve.engine.batch`.
 
-Batching rule: a queue is ready when it holds ``max_batch`` items or its oldest item has
-waited ``max_wait_s``. Among ready queues the one whose best item has the best priority
+Batching rule: a queue is ready when it holds ``max_batch`` items, when its oldest item has
+waited ``max_wait_s``, or at once when the ``expect`` hook says no more items of its key are
+on their way (waiting then only adds latency: a lone request runs without the window). Among ready queues the one whose best item has the best priority
 runs; a batch takes that queue's best ``max_batch`` items. Priority, best first: items a
 stream needs for its first chunk, then higher job priority, then earlier job, then earlier
 item. It does not admit or refuse jobs (the engine bounds admission) and owns no threads.
@@ -110,7 +111,10 @@ class Scheduler:
     """Per-key priority queues with a batch window; thread-safe.
 
     ``max_batch`` is an int or a function of the queue key (backends may batch differently).
-    ``clock`` is injectable so tests can step time without sleeping.
+    ``expect(key)`` says whether more items of ``key`` are on their way (upstream work in
+    flight); it is called under the scheduler's lock, so it must be quick and must not call
+    back into a lock that a thread calling ``add`` may hold. None: always assume so (every
+    queue waits out the window). ``clock`` is injectable so tests can step time without sleeping.
     """
 
     def __init__(
@@ -118,9 +122,11 @@ class Scheduler:
         max_batch: int | Callable[[Hashable], int] = 16,
         max_wait_s: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
+        expect: Callable[[Hashable], bool] | None = None,
     ) -> None:
         self._max_batch = max_batch if callable(max_batch) else (lambda _key, n=max_batch: n)
         self.max_wait_s = max_wait_s
+        self._expect = expect
         self._clock = clock
         self._queues: dict[Hashable, _Queue] = {}
         self._cond = threading.Condition()
@@ -185,7 +191,8 @@ class Scheduler:
             if not q.heap:
                 continue
             ready_at = q.oldest + self.max_wait_s
-            if len(q.heap) >= self._max_batch(key) or now >= ready_at:
+            full = len(q.heap) >= self._max_batch(key)
+            if full or now >= ready_at or (self._expect is not None and not self._expect(key)):
                 head = q.heap[0][0]
                 if best is None or head < best:
                     best_key, best = key, head
