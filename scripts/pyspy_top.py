@@ -13,7 +13,6 @@ import re
 import sys
 from collections import Counter, defaultdict
 
-
 _LINE = re.compile(r":\d+\)$")
 
 
