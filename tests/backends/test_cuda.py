@@ -255,10 +255,10 @@ def test_vocoder_pads_to_the_bucket_with_zeros(fs2_cpu, items, frames):
     mel = torch.randn(items, frames, 6)
     wav = backend.vocoder(mel)
     assert wav.shape == (items, frames * 12) and wav.dtype == torch.float32
-    key = Buckets(SMALL["batch_buckets"], SMALL["frame_buckets"], backend.max_graph_frames).select(
-        items, frames
-    )
-    padded = mel if key is None else F.pad(mel, (0, 0, 0, key[1] - frames))
+    table = Buckets(SMALL["batch_buckets"], SMALL["frame_buckets"], backend.max_graph_frames)
+    # Past the batch buckets the rows run in slices that still pad to the frame bucket.
+    bucket = pick(table.length, frames) if table.rows_for(frames) else None
+    padded = mel if bucket is None else F.pad(mel, (0, 0, 0, bucket - frames))
     with torch.inference_mode():
         expected = vocoder(padded)[:, : frames * 12]
     torch.testing.assert_close(wav, expected, atol=1e-6, rtol=1e-5)
@@ -465,3 +465,35 @@ def test_batches_over_the_symbol_budget_run_in_slices_of_rows():
     ids, lengths = batch(seqs)
     controls = Controls(torch.linspace(0.8, 1.6, 6), *Controls.neutral(6)[1:])
     assert_same(backend.acoustic(ids, lengths, controls), reference(acoustic, ids, lengths, controls))
+
+
+def test_batches_too_big_for_one_graph_replay_graphs_in_row_slices():
+    """A batch over a graph's cells runs as row slices that each fit a captured bucket, never eagerly
+    at its own shape (an eager call of a new shape makes cuDNN build plans: slow under load)."""
+    acoustic, vocoder = tiny_fastspeech2(), tiny_mbmelgan()
+    backend = CudaBackend(device="cpu", dtype="fp32", graphs=False, max_graph_frames=64, **SMALL)
+    backend.load_models(acoustic, vocoder)
+    frames_table = Buckets(SMALL["batch_buckets"], SMALL["frame_buckets"], 64)
+    assert (
+        frames_table.rows_for(20) == 2 and frames_table.rows_for(40) == 1 and frames_table.rows_for(65) == 0
+    )
+
+    shapes: list[tuple[int, int]] = []
+    voc, frames = backend._voc_fn, backend._plan.frames
+    backend._voc_fn = lambda x: (shapes.append((x.shape[0], x.shape[1])), voc(x))[1]
+    backend._plan.frames = lambda s, d, n, f: (shapes.append((s.shape[0], f)), frames(s, d, n, f))[1]
+
+    mel = torch.randn(4, 20, 6)  # (4, 32) is over the budget; 64 // 20 = 3 rows would not fit a bucket
+    wav = backend.vocoder(mel)
+    assert shapes == [(2, 32), (2, 32)]
+    with torch.inference_mode():
+        expected = torch.cat([vocoder(F.pad(mel[i : i + 1], (0, 0, 0, 12)))[:, : 20 * 12] for i in range(4)])
+    torch.testing.assert_close(wav, expected, atol=1e-6, rtol=1e-5)
+
+    shapes.clear()
+    ids, lengths = batch([*SEQS, SEQS[0]])
+    controls = Controls.neutral(4)
+    out = backend.acoustic(ids, lengths, controls)
+    assert int(out.mel_lengths.max()) * 4 > 64 and shapes
+    assert all(frames_table.allows(s) for s in shapes), shapes
+    assert_same(out, reference(acoustic, ids, lengths, controls))

@@ -291,8 +291,12 @@ class CudaBackend(Backend):
             )
         b, t = ids.shape
         key = self._token_table.select(b, t)
-        if key is None and b > 1 and b * t > self.max_graph_tokens:
-            return self._acoustic_slices(ids, lengths, controls, speaker, style)
+        if key is None and b > 1:
+            # Too many rows for one graph: row slices that each replay one (or stay in budget).
+            rows = self._token_table.rows_for(t)
+            rows = rows or max(1, self.max_graph_tokens // t)
+            if rows < b:
+                return self._acoustic_slices(ids, lengths, controls, speaker, style, rows)
         with self._precise():
             if key is None:
                 return self._acoustic_eager(plan, ids, lengths, controls, speaker, style)
@@ -304,6 +308,11 @@ class CudaBackend(Backend):
             frames = max(int(mel_lengths.max()), 1)
             bb = key[0]
             fkey = self._frame_table.select(bb, frames)
+            rows = self._frame_table.rows_for(frames)
+            if fkey is None and 0 < rows < b:
+                # Too many rows of this length for one frames graph: smaller batches that each
+                # replay graphs in both stages (repeating the cheap symbol stage per slice).
+                return self._acoustic_slices(ids, lengths, controls, speaker, style, rows)
             if fkey is None:  # past the table: eagerly, in slices of rows within the cell budget
                 rows, lens = self._rows_within_budget(frames), self._lengths.view(bb)
                 mel = torch.cat(
@@ -327,7 +336,8 @@ class CudaBackend(Backend):
             return torch.zeros(b, 0)
         key = self._frame_table.select(b, f)
         if key is None:
-            rows = self._rows_within_budget(f)
+            # Slices that each replay a graph when the length is in the table, else within budget.
+            rows = self._frame_table.rows_for(f) or self._rows_within_budget(f)
             if rows < b:  # too many cells for one call: slices of rows, each a captured shape if it fits
                 return torch.cat([self.vocoder(mel[i : i + rows]) for i in range(0, b, rows)])
             return self._voc_fn(mel.to(self.device).to(self.dtype)).float().cpu()
@@ -396,14 +406,14 @@ class CudaBackend(Backend):
         controls: Controls,
         speaker: torch.Tensor | None,
         style: torch.Tensor | None,
+        rows: int,
     ) -> AcousticOutput:
-        """A batch over the symbol budget, as row slices within it (each may replay a graph), joined.
+        """A batch too large for one call, as slices of ``rows`` rows (each may replay graphs), joined.
 
         Items are independent (masked), so slicing changes no item's output; mel is zero-padded to
         the longest slice's frames.
         """
-        b, t = ids.shape
-        rows = max(1, self.max_graph_tokens // t)
+        b = ids.shape[0]
         outs = [
             self.acoustic(
                 ids[i : i + rows],

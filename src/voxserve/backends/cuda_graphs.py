@@ -83,6 +83,18 @@ class Buckets:
             return None
         return b, n
 
+    def rows_for(self, length: int) -> int:
+        """The most rows of ``length`` that one captured bucket holds (0: the length is past the table).
+
+        A larger batch of that length runs as slices of this many rows, each replaying a
+        graph, instead of eagerly: an eager call of a new shape makes cuDNN build plans for
+        every convolution (hundreds of milliseconds under load, measured on the H100/H200).
+        """
+        n = pick(self.length, max(length, 1))
+        if n is None:
+            return 0
+        return max((b for b in self.batch if self._fits((b, n))), default=0)
+
     def keys(self) -> list[Key]:
         """Every allowed bucket, largest (in cells, then batch) first: the capture order."""
         keys = [(b, n) for b in self.batch for n in self.length if self._fits((b, n))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -98,8 +99,17 @@ def run_acoustic(
 
     Each row keeps its own speaker and style (``conditioning_tensors``), so sentences of
     different speakers and emotions of one pack share the call.
-    The acoustic model masks padding, so no placement care is needed. ``observe`` gets the rows.
+    The acoustic model masks padding, so no placement care is needed. Rows go longest first,
+    so that a backend which cuts a large batch into row slices pads each slice little; results
+    come back in ``works`` order. ``observe`` gets the rows.
     """
+    order = sorted(range(len(works)), key=lambda i: -len(works[i].ids))
+    if order != list(range(len(works))):
+        ranked = run_acoustic(backend, [works[i] for i in order], observe)
+        results: list[SentenceOut | None] = [None] * len(works)
+        for rank, i in enumerate(order):
+            results[i] = ranked[rank]
+        return cast(list[SentenceOut], results)
     lengths = torch.tensor([len(w.ids) for w in works], dtype=torch.int64)
     ids = torch.zeros(len(works), int(lengths.max()), dtype=torch.int64)
     for row, w in enumerate(works):
