@@ -299,8 +299,9 @@ class Pipeline:
             with self._lock:
                 for it in items:
                     cast(Job, it.job).started = True
+            waited = self.metrics.queue_time.labels(stage).observe
             for it in items:
-                self.metrics.queue_time.labels(stage).observe(now - it.enqueued)
+                waited(now - it.enqueued)
             results = self._run_stage(stage, self.served[name], [it.payload for it in items])
             took = time.monotonic() - now
             self.metrics.batch_time.labels(stage).observe(took)

@@ -29,7 +29,7 @@ from voxserve.backends.interface import Backend
 from voxserve.engine.audio import Timing
 from voxserve.engine.controls import SynthesisParams
 from voxserve.engine.interface import AudioChunk, DeadlineExceeded
-from voxserve.engine.tts import assemble
+from voxserve.engine.tts import assemble, char_timings, sentence_pause
 from voxserve.engine.voice import Rendered
 from voxserve.errors import InvalidInput
 from voxserve.frontend.interface import PhoneSequence
@@ -254,18 +254,13 @@ class Assembler:
         """Sentence k's character timings on the job's clock (it starts at the current offset)."""
         seq, durations = self._seqs[k], self._durations[k]
         assert seq is not None and durations is not None  # set by expect before the cursor gets here
-        # assemble's timing reads durations only; the placeholder samples set the sentence length.
-        placeholder = Rendered(np.zeros(int(durations.sum()) * self.hop, dtype=np.float32), durations)
-        rel = assemble([seq], [placeholder], self.sample_rate, self.hop, SynthesisParams()).chars
-        start = self._offset / self.sample_rate
-        return [Timing(t.text, round(t.start + start, 4), round(t.end + start, 4)) for t in rel]
+        return char_timings(seq, durations, self.hop / self.sample_rate, self._offset / self.sample_rate)
 
     def _pause(self, k: int) -> int:
         """Samples of silence after sentence k: exactly what assemble puts between two sentences."""
         seq = self._seqs[k]
         assert seq is not None
-        empty = Rendered(np.zeros(0, dtype=np.float32), np.zeros(len(seq.symbols), dtype=np.int64))
-        return len(assemble([seq, seq], [empty, empty], self.sample_rate, self.hop, self.params).samples)
+        return sentence_pause(seq.text, self.params.speed, self.sample_rate)
 
 
 _END = object()

@@ -151,6 +151,38 @@ class TTS:
         return audio
 
 
+def sentence_pause(text: str, speed: float, sample_rate: int) -> int:
+    """Samples of silence after a sentence: longer after 。！？ than after a comma-like ending."""
+    return int(SENTENCE_PAUSES.get(text.rstrip()[-1:], SHORT_PAUSE) / speed * sample_rate)
+
+
+def char_timings(seq: PhoneSequence, durations: np.ndarray, frame_s: float, start_s: float) -> list[Timing]:
+    """Each spoken character's span: from its first voiced symbol's start to its last one's end.
+
+    ``durations`` are frames per symbol of ``seq``; times are seconds from ``start_s`` (the
+    sentence's start on the job's clock), rounded to 0.1 ms. Symbols of no duration or of no
+    character (pauses, boundaries) add nothing. Vectorized: the streaming engine calls it per
+    sentence on its executor thread.
+    """
+    d = np.asarray(durations, dtype=np.int64)
+    ci = np.asarray(seq.char_index, dtype=np.int64)
+    ends = np.cumsum(d)
+    keep = (d > 0) & (ci >= 0)
+    if not keep.any():
+        return []
+    owner, first_frame, last_frame = ci[keep], (ends - d)[keep], ends[keep]
+    order = np.argsort(owner, kind="stable")  # symbol order within each character
+    owner = owner[order]
+    chars, first = np.unique(owner, return_index=True)
+    last = np.append(first[1:], len(owner)) - 1
+    starts = np.round(start_s + first_frame[order][first] * frame_s, 4)
+    stops = np.round(start_s + last_frame[order][last] * frame_s, 4)
+    text = seq.text
+    return [
+        Timing(text[c], float(a), float(b)) for c, a, b in zip(chars.tolist(), starts, stops, strict=True)
+    ]
+
+
 def assemble(
     seqs: list[PhoneSequence], rendered: list[Rendered], sample_rate: int, hop: int, params: SynthesisParams
 ) -> Audio:
@@ -161,25 +193,19 @@ def assemble(
     offset = 0
     frame = hop / sample_rate
     for k, (seq, r) in enumerate(zip(seqs, rendered, strict=True)):
-        t = offset / sample_rate
-        char_span: dict[int, list[float]] = {}
-        for sym, ci, d in zip(seq.symbols, seq.char_index, r.durations, strict=True):
-            if d <= 0:
-                continue
-            end = t + float(d) * frame
-            phones.append(Timing(sym, round(t, 4), round(end, 4)))
-            if ci >= 0:
-                span = char_span.setdefault(ci, [t, end])
-                span[1] = end
-            t = end
-        chars.extend(
-            Timing(seq.text[ci], round(s, 4), round(e, 4)) for ci, (s, e) in sorted(char_span.items())
-        )
+        start = offset / sample_rate
+        frames = 0
+        for sym, d in zip(seq.symbols, r.durations, strict=True):
+            if d > 0:
+                phones.append(
+                    Timing(sym, round(start + frames * frame, 4), round(start + (frames + d) * frame, 4))
+                )
+                frames += int(d)
+        chars.extend(char_timings(seq, r.durations, frame, start))
         parts.append(r.samples)
         offset += len(r.samples)
         if k + 1 < len(seqs):
-            pause = SENTENCE_PAUSES.get(seq.text.rstrip()[-1:], SHORT_PAUSE) / params.speed
-            gap = np.zeros(int(pause * sample_rate), dtype=np.float32)
+            gap = np.zeros(sentence_pause(seq.text, params.speed, sample_rate), dtype=np.float32)
             parts.append(gap)
             offset += len(gap)
     samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
