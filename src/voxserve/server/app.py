@@ -324,14 +324,25 @@ def _mount_ui(app: FastAPI, service: SpeechService) -> None:
 def run(config: ServerConfig | None = None, **overrides: Any) -> None:
     """Serve until SIGINT/SIGTERM; then drain: refuse new requests (503), finish those in flight.
 
-    ``run(ServerConfig(port=9000))`` or ``run(port=9000, voice="baker")``.
+    ``run(ServerConfig(port=9000))`` or ``run(port=9000, voice="baker")``. With
+    ``workers`` > 1, that many server processes share the port (see ``server/workers.py``).
     """
-    import uvicorn
-
     config = (config or ServerConfig()).with_(**overrides) if overrides else (config or ServerConfig())
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if config.workers > 1:
+        from voxserve.server.workers import serve_workers
+
+        serve_workers(config, serve_one)
+        return
+    serve_one(config)
+
+
+def serve_one(config: ServerConfig, sock: Any = None) -> None:
+    """One server process: build the app and run uvicorn on ``config``'s address or on ``sock``."""
+    import uvicorn
+
     app = create_app(config)
     service: SpeechService = app.state.service
 
@@ -351,4 +362,4 @@ def run(config: ServerConfig | None = None, **overrides: Any) -> None:
             timeout_graceful_shutdown=math.ceil(config.drain_timeout_s),
         )
     )
-    server.run()
+    server.run(sockets=[sock] if sock is not None else None)

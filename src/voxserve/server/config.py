@@ -86,6 +86,8 @@ class ServerConfig:
     """Largest document a batch job accepts (upload or JSON text), in bytes; larger ones get 413."""
     jobs_slice_ms: float = 50.0
     """Target milliseconds of model work a batch job runs between checks for interactive requests."""
+    workers: int = 1
+    """Server processes sharing the port, each with its own engine and model copy (see server/workers.py)."""
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -93,7 +95,8 @@ class ServerConfig:
 
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise bad("port", f"must be 0-65535, got {self.port!r}")
-        for name in ("max_body_bytes", "max_input_chars", "max_queue", "max_batch", "max_upload_bytes"):
+        names = ("max_body_bytes", "max_input_chars", "max_queue", "max_batch", "max_upload_bytes", "workers")
+        for name in names:
             value = getattr(self, name)
             if value is None and name == "max_batch":
                 continue
@@ -109,6 +112,8 @@ class ServerConfig:
             raise bad("max_wait_ms", f"must be >= 0, got {self.max_wait_ms!r}")
         if self.deadline_s is not None and not self.deadline_s > 0:
             raise bad("deadline_s", f"must be > 0 or None, got {self.deadline_s!r}")
+        if self.jobs and self.workers > 1:
+            raise bad("workers", "must be 1 with jobs (one process runs the batch jobs of a jobs directory)")
         if not self.jobs_slice_ms > 0:
             raise bad("jobs_slice_ms", f"must be > 0, got {self.jobs_slice_ms!r}")
         if self.drain_timeout_s < 0:
@@ -177,4 +182,5 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--jobs", action="store_true", default=None, help="serve batch synthesis jobs (/v1/audio/batches)")
     a("--jobs-dir", default=None, help="batch jobs directory (default $VOXSERVE_HOME/jobs)")
     a("--max-upload-bytes", type=int, default=None, help="largest batch document (default 33554432)")
+    a("--workers", type=int, default=None, help="server processes sharing the port (default 1)")
     a("--jobs-slice-ms", type=float, default=None, help="batch work between interactive checks, ms (50)")

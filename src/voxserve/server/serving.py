@@ -34,6 +34,7 @@ from voxserve.server.protocol import (
     Usage,
     VoiceInfo,
 )
+from voxserve.server.workers import worker_label
 
 if TYPE_CHECKING:
     from voxserve.engine.speakers import VoiceDirectory
@@ -360,7 +361,15 @@ class SpeechService:
         head = engine_metrics.render() if engine_metrics is not None else b""
         if head and not head.endswith(b"\n"):
             head += b"\n"
-        return head + self.metrics.render()
+        tail = b""
+        worker = worker_label()
+        if worker is not None:  # --workers: say which process answered (metrics are per process)
+            tail = (
+                b"# HELP voxserve_worker The server worker process that rendered these metrics.\n"
+                b"# TYPE voxserve_worker gauge\n"
+                + f'voxserve_worker{{index="{worker[0]}",workers="{worker[1]}"}} 1\n'.encode()
+            )
+        return head + self.metrics.render() + tail
 
 
 def _lists_speakers(cfg: PackConfig) -> bool:
