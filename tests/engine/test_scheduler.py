@@ -96,10 +96,14 @@ def test_stage_whose_best_item_is_best_runs_first_and_keys_never_mix():
     sched.add([item(old, "old-sentence", key=ACOUSTIC)])
     first = sched.next_batch(block=False)
     assert first is not None and first.key == ACOUSTIC
-    assert [it.payload for it in first.items] == ["new-sentence", "old-sentence"]
+    assert [it.payload for it in first.items] == ["new-sentence"]  # first-chunk work runs apart
     second = sched.next_batch(block=False)
     assert (
         second is not None and second.key == VOCODER and [it.payload for it in second.items] == ["old-chunk"]
+    )
+    third = sched.next_batch(block=False)
+    assert (
+        third is not None and third.key == ACOUSTIC and [it.payload for it in third.items] == ["old-sentence"]
     )
 
 
@@ -151,3 +155,14 @@ def test_max_batch_can_depend_on_the_key():
     batch = sched.next_batch(block=False)
     assert batch is not None and batch.key == VOCODER and len(batch.items) == 2
     assert sched.next_batch(block=False) is None  # acoustic holds 3 < 5, window open
+
+
+def test_first_chunk_work_batches_apart_from_later_work():
+    sched, _ = make(max_batch=8, max_wait_s=0.0)
+    old_stream, new_streams = Job(1, arrival=1.0), [Job(2, arrival=2.0), Job(3, arrival=3.0)]
+    sched.add([item(old_stream, "tail-1", VOCODER), item(old_stream, "tail-2", VOCODER)])
+    sched.add([item(j, f"first-{j.id}", VOCODER, first=True) for j in new_streams])
+    batch = sched.next_batch(block=False)
+    assert batch is not None and [it.payload for it in batch.items] == ["first-2", "first-3"]
+    batch = sched.next_batch(block=False)
+    assert batch is not None and [it.payload for it in batch.items] == ["tail-1", "tail-2"]

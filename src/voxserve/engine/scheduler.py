@@ -10,9 +10,9 @@ splitting belong to :mod:`voxserve.engine.batch`.
 Batching rule: a queue is ready when it holds ``max_batch`` items, when its oldest item has
 waited ``max_wait_s``, or at once when the ``expect`` hook says no more items of its key are
 on their way (waiting then only adds latency: a lone request runs without the window). Among ready queues the one whose best item has the best priority
-runs; a batch takes that queue's best ``max_batch`` items. Priority, best first: items a
-stream needs for its first chunk, then higher job priority, then earlier job, then earlier
-item. It does not admit or refuse jobs (the engine bounds admission) and owns no threads.
+runs; a batch takes that queue's best ``max_batch`` items, and items a stream needs for its
+first chunk only with their own kind. Priority, best first: first-chunk items, then higher
+job priority, then earlier job, then earlier item. It does not admit or refuse jobs (the engine bounds admission) and owns no threads.
 """
 
 from __future__ import annotations
@@ -99,7 +99,16 @@ class _Queue:
         return dropped
 
     def take(self, n: int) -> list[WorkItem]:
-        items = [heapq.heappop(self.heap)[1] for _ in range(min(n, len(self.heap)))]
+        """The best ``n`` items; first-chunk work only with first-chunk work (it sorts ahead of the rest).
+
+        Why apart: a stream's first chunk is short and its listener is waiting, while later
+        chunks are long and have the playing audio as slack; in one padded batch the first
+        chunks would wait for the longest of the others.
+        """
+        first = bool(self.heap) and self.heap[0][1].first
+        items: list[WorkItem] = []
+        while self.heap and len(items) < n and (not first or self.heap[0][1].first):
+            items.append(heapq.heappop(self.heap)[1])
         self._reset_oldest()
         return items
 
