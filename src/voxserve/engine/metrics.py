@@ -76,6 +76,13 @@ class EngineMetrics:
             buckets=QUEUE_BUCKETS,
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "voxserve_gc_pause_seconds",
+            "Python garbage collections while serving (every thread stops for them), by generation.",
+            ["generation"],
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
         self.real_time_factor = Histogram(
             "voxserve_real_time_factor",
             "End-to-end latency divided by audio duration (successful synthesized jobs).",

@@ -11,8 +11,10 @@ batching per stage on one executor thread, streaming, fallback, caching) is the
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
@@ -110,6 +112,7 @@ class Engine:
             self.metrics, max_wait_ms / 1e3, chunking or ChunkPlan(), self.cache, cache_max_chars
         )
         self.metrics.track_jobs(self._pipeline.running, self._pipeline.waiting)
+        self._gc_watch: GcWatch | None = None
         self._state = "new"
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -131,6 +134,12 @@ class Engine:
             except VoxserveError as e:
                 logger.warning("optional voice %s is not served: %s", name, e)
         self._pipeline.start(served)
+        # What start-up allocated (modules, weights' Python objects, dictionaries) lives for the
+        # process: frozen, full collections stop rescanning it. Measured on the H200 before this:
+        # single stalls of 0.4-0.9 s under load with the executor otherwise idle.
+        gc.collect()
+        gc.freeze()
+        self._gc_watch = GcWatch(self.metrics)
         self._state = "running"
 
     def _serve(self, name: str) -> Served:
@@ -178,6 +187,8 @@ class Engine:
         if drain:
             self._pipeline.drain(timeout)
         self._pipeline.close()
+        if self._gc_watch is not None:
+            self._gc_watch.close()
         if self._owns_cache and self.cache is not None:
             self.cache.close()
         self._state = "stopped"
@@ -269,6 +280,36 @@ class Engine:
         """The speaker a request's ``voice`` means among the served packs (see ``resolve_voice``); after ``start``."""
         packs = {name: s.voice.pack for name, s in self._pipeline.served.items()}
         return resolve_voice(voice, self._default_voice, packs, self.directories)
+
+
+class GcWatch:
+    """Times every garbage collection into ``voxserve_gc_pause_seconds`` and logs long ones.
+
+    A collection holds the interpreter lock: every thread (HTTP loop, frontend, executor)
+    stops, so a long one shows up as a latency spike that no stage explains.
+    """
+
+    SLOW_S = 0.1
+
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self._pause = metrics.gc_pause
+        self._t0 = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        took = time.perf_counter() - self._t0
+        self._pause.labels(str(info.get("generation", -1))).observe(took)
+        if took > self.SLOW_S:
+            logger.warning(
+                "garbage collection (generation %s) took %.0f ms", info.get("generation"), took * 1e3
+            )
+
+    def close(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
 
 def _check_number(name: str, value: float, allow_zero: bool = False) -> None:
