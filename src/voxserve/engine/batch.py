@@ -177,12 +177,17 @@ def run_vocoder(
             mel_np[row, offset : offset + r.size] = r.mel.numpy()
         if observe is not None:
             observe(len(call))
-        wav = backend.vocoder(torch.from_numpy(mel_np)).numpy()
+        wav = backend.vocoder(torch.from_numpy(mel_np)).numpy().astype(np.float32, copy=False)
         for row, (r, offset) in enumerate(zip(call, offsets, strict=True)):
             start = (offset + r.keep) * hop
-            out[r.index].append((r.part, wav[row, start : start + r.frames * hop].astype(np.float32)))
+            # A view, not a copy: the call's array lives until its last row's chunk is sent.
+            out[r.index].append((r.part, wav[row, start : start + r.frames * hop]))
     # calls run longest first, so a tail can come back before its head
-    return [np.concatenate([p for _, p in sorted(out[i], key=lambda x: x[0])]) for i in range(len(works))]
+    return [_joined([p for _, p in sorted(out[i], key=lambda x: x[0])]) for i in range(len(works))]
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 @dataclass

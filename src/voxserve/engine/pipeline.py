@@ -266,6 +266,7 @@ class Pipeline:
                 job.spec.params,
                 job.spec.stream,
                 job.spec.timestamps,
+                keep=key is not None,  # only audio going to the cache is kept whole
             )
         self._frontend.add(
             WorkItem(job, (FRONTEND, voice.name), k, first=job.spec.stream and k == 0)
@@ -446,10 +447,10 @@ class Pipeline:
             self.metrics.latency.labels(label).observe(latency)
             self.metrics.jobs.labels("ok").inc()
             self._latency_ewma = 0.8 * self._latency_ewma + 0.2 * latency
+            if job.assembler is not None and job.assembler.samples_out:
+                self.metrics.real_time_factor.observe(latency * chunk.sample_rate / job.assembler.samples_out)
             if job.assembler is not None and job.assembler.audio is not None:
                 samples, chars = job.assembler.audio
-                if len(samples):
-                    self.metrics.real_time_factor.observe(latency * chunk.sample_rate / len(samples))
                 if job.cache_key is not None and self.cache is not None:
                     audio = CachedAudio(samples, chunk.sample_rate, chars)
                     self._writer.submit(self.cache.put, job.cache_key, audio)

@@ -167,9 +167,15 @@ class Assembler:
         params: SynthesisParams,
         stream: bool,
         timestamps: bool = False,
+        keep: bool = True,
     ) -> None:
         self.n = n_sentences
         self.timestamps = timestamps
+        self.keep = keep
+        """Keep the whole job's audio and timings for ``audio`` (the cache wants them); a stream
+        without it neither copies its chunks again nor times characters nobody asked for."""
+        self.samples_out = 0
+        """Samples emitted so far."""
         self.sample_rate = sample_rate
         self.hop = hop
         self.params = params
@@ -215,6 +221,7 @@ class Assembler:
         seqs = cast(list[PhoneSequence], self._seqs)  # all announced: none is None
         audio = assemble(seqs, rendered, self.sample_rate, self.hop, self.params)
         self.audio = (audio.samples, tuple(audio.chars))
+        self.samples_out = len(audio.samples)
         chars = tuple(audio.chars) if self.timestamps else ()
         return [AudioChunk(audio.samples, self.sample_rate, 0, True, chars)]
 
@@ -225,14 +232,14 @@ class Assembler:
             count = self._counts[k]
             if count is None or (k, c) not in self._pieces:
                 return out
-            if c == 0:
+            if c == 0 and (self.timestamps or self.keep):
                 self._pending_chars.extend(self._sentence_chars(k))
             parts = [self._pieces.pop((k, c))]
             last = c == count - 1
             final = last and k == self.n - 1
             if last and not final:
                 parts.append(np.zeros(self._pause(k), dtype=np.float32))
-            samples = np.concatenate(parts)
+            samples = np.concatenate(parts) if len(parts) > 1 else parts[0]
             if self.params.volume != 1.0:
                 samples = np.clip(samples * self.params.volume, -1.0, 1.0).astype(np.float32)
             self._offset += len(samples)
@@ -242,12 +249,15 @@ class Assembler:
             out.append(
                 AudioChunk(samples, self.sample_rate, self._index, final, chars if self.timestamps else ())
             )
-            self._kept.append(samples)
-            self._chars.extend(chars)
+            self.samples_out += len(samples)
+            if self.keep:
+                self._kept.append(samples)
+                self._chars.extend(chars)
             self._index += 1
             self._cursor = (k + 1, 0) if last else (k, c + 1)
             if final:
-                self.audio = (np.concatenate(self._kept), tuple(self._chars))
+                if self.keep:
+                    self.audio = (np.concatenate(self._kept), tuple(self._chars))
                 return out
 
     def _sentence_chars(self, k: int) -> list[Timing]:
