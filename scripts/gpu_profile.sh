@@ -17,7 +17,7 @@ url=http://127.0.0.1:8123
 serve=(python3 -m voxserve serve --backend cuda --device cuda --fallback torch --port 8123 --max-queue 4096
   --no-ui --log-level warning ${PROFILE_SERVE_ARGS:-})
 if [ -x "$spy" ] && [ -z "${PROFILE_NO_SPY:-}" ]; then
-  "$spy" record --format raw --threads --idle --rate 250 --nonblocking -o "$res/stacks.txt" -- "${serve[@]}" \
+  "$spy" record --format raw --threads ${PROFILE_SPY_MODE:---idle} --rate 250 --nonblocking -o "$res/stacks.txt" -- "${serve[@]}" \
     >"$res/server.log" 2>&1 &
 else
   "${serve[@]}" >"$res/server.log" 2>&1 &
@@ -28,10 +28,15 @@ if ! curl -sf $url/ready; then echo "server did not become ready:"; tail -30 "$r
 echo
 timeout 60 python3 -m voxserve loadtest $url -c 1 --unpaced --duration 15 --max-requests 400 \
   --stream-format audio --out "$res/one-stream" 2>&1 | tail -4
+# Per-thread CPU of the server every 2 s (top -H): which thread saturates, if any.
+pid=$(pgrep -f "voxserve serve" | grep -v "^$server$" | tail -1); pid=${pid:-$server}
+top -H -b -d 2 -p "$pid" >"$res/top-threads.txt" 2>&1 &
+topper=$!
 for c in $levels; do
   timeout 120 python3 -m voxserve loadtest $url -c "$c" --duration "$level_s" --max-requests 100000 \
     --stream-format audio --warmup 0 --out "$res/c$c" 2>&1 | tail -3
 done
+kill $topper 2>/dev/null
 curl -s $url/metrics >"$res/metrics.txt"
 nvidia-smi --query-compute-apps=pid,used_memory --format=csv >"$res/apps.csv"
 kill -INT $server; wait $server 2>/dev/null

@@ -161,7 +161,9 @@ def onnx_cache(tmp_path_factory):
 def onnx_fp32(pack, onnx_cache):
     from voxserve.backends.onnxruntime import OnnxRuntimeBackend
 
-    backend = OnnxRuntimeBackend(threads=1, cache_dir=onnx_cache)
+    # unbatch=False: padded batches as one call, like the model's own forward (see test_onnx.py
+    # for the per-item path).
+    backend = OnnxRuntimeBackend(threads=1, cache_dir=onnx_cache, unbatch=False)
     backend.load(pack)
     return backend
 
@@ -170,7 +172,7 @@ def onnx_fp32(pack, onnx_cache):
 def onnx_int8(pack, onnx_cache, onnx_fp32):  # after fp32: it quantizes that export
     from voxserve.backends.onnxruntime import OnnxRuntimeBackend
 
-    backend = OnnxRuntimeBackend(threads=1, int8=True, cache_dir=onnx_cache)
+    backend = OnnxRuntimeBackend(threads=1, int8=True, cache_dir=onnx_cache, unbatch=False)
     backend.load(pack)
     return backend
 

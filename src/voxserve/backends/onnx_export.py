@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EXPORTER_VERSION = 2
-"""Bump when the stage split or graph contents change: it is part of the cache key."""
+EXPORTER_VERSION = 3
+"""Bump when the stage split or graph contents change: it is part of the cache key (3: polyphase upsampling)."""
 OPSET = 18
 """ONNX opset: the lowest the torch exporter writes; TensorRT 10 reads 9 to 20."""
 MANIFEST = "manifest.json"

@@ -14,13 +14,16 @@ equal the PyTorch reference to float rounding (durations exactly, in float32).
 Padding is not computed: on a CPU a padded frame costs as much as a real one and
 a batch buys no speed (the GEMMs are long along time already), yet the engine
 pads a long text's sentences to the longest (1.5-1.7× the real frames on the
-benchmark's paragraphs). So with ``unbatch`` (default) the decoder runs one item
-at a time on its own symbols and frames, and the vocoder runs each row on the
+benchmark's paragraphs). So with ``unbatch`` (default) the decoder runs each
+item alone on its own symbols and frames, and the vocoder runs each row on the
 frames between its all-zero ends (the padding; rows of equal length share a
 call). Each item then equals its unbatched output, and samples of padding are
 zero (the PyTorch vocoder leaves them undefined). Those items run ``lanes`` at a
 time, each on one thread with its own one-thread sessions: one conv per core
-keeps both cores busier than two threads splitting each conv.
+keeps both cores busier than two threads splitting each conv. A vocoder call
+longer than a lane's share is cut in pieces with ``receptive_frames`` of context
+(exact; at most :data:`MAX_OVERLAP` extra work), so one long sentence uses the
+lanes too.
 
 With ``int8=True`` the decoder (by default) runs from an int8 file (see
 :mod:`voxserve.backends.onnx_int8`). The backend does not batch across calls
@@ -34,6 +37,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,9 @@ from voxserve.errors import InvalidInput
 from voxserve.models.interface import AcousticOutput, Controls
 
 logger = logging.getLogger(__name__)
+
+MAX_OVERLAP = 0.1
+"""Most extra vocoder work (context frames / call frames) spent to cut one call across the lanes."""
 
 
 def physical_cores() -> int:
@@ -182,6 +189,16 @@ class OnnxRuntimeBackend(Backend):
             self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="voxserve-ort-lane")
         logger.info("onnxruntime: %s from %s", pack.name, ", ".join(str(p) for p in self.files.values()))
 
+    def warmup(self, speaker: torch.Tensor | None = None, style: torch.Tensor | None = None) -> None:
+        """The base warm-up, then two items at once so the lanes' sessions have run too."""
+        super().warmup(speaker, style)
+        if self._pool is not None:
+            two = [None if t is None else t.expand(2, *t.shape[1:]) for t in (speaker, style)]
+            out = self.acoustic(
+                torch.ones(2, 16, dtype=torch.int64), torch.tensor([16, 12]), Controls.neutral(2), *two
+            )
+            self.vocoder(out.mel)
+
     @property
     def receptive_frames(self) -> int | None:
         """Mel frames of context a vocoder chunk needs on each side (for streaming), if the export knows."""
@@ -293,16 +310,40 @@ class OnnxRuntimeBackend(Backend):
             if end > start:  # an all-zero row is padding only: its samples stay zero
                 groups.setdefault(end - start, []).append(row)
         hop = self.hop_length
-        calls = list(groups.items())
+        total = sum(n * len(rows) for n, rows in groups.items())
+        calls = [
+            (rows, piece)
+            for n, rows in groups.items()
+            for piece in self._pieces(n, len(rows), -(-total // self.lanes))
+        ]
 
         def vocode(i: int, lane: bool) -> None:
-            rows = calls[i][1]
-            out = self._vocode(np.stack([x[r, spans[r][0] : spans[r][1]] for r in rows]), lane)
+            rows, (lo, a, b, hi) = calls[i]
+            out = self._vocode(np.stack([x[r, spans[r][0] + lo : spans[r][0] + hi] for r in rows]), lane)
             for k, r in enumerate(rows):
-                wav[r, spans[r][0] * hop : spans[r][1] * hop] = out[k]
+                s0 = spans[r][0]
+                wav[r, (s0 + a) * hop : (s0 + b) * hop] = out[k, (a - lo) * hop : (b - lo) * hop]
 
-        self._each([n * len(rows) for n, rows in calls], vocode)
+        self._each([(piece[3] - piece[0]) * len(rows) for rows, piece in calls], vocode)
         return torch.from_numpy(wav)
+
+    def _pieces(self, n: int, rows: int, share: int) -> list[tuple[int, int, int, int]]:
+        """How one vocoder call of ``n`` frames is cut for the lanes: ``(lo, a, b, hi)`` per piece,
+        keeping frames ``[a, b)`` computed from input frames ``[lo, hi)``.
+
+        A call bigger than a lane's ``share`` of the work is cut into up to ``lanes`` pieces,
+        each with ``receptive_frames`` of real context on its inner sides (so its kept samples
+        are the uncut call's, to float rounding), while the context costs at most
+        :data:`MAX_OVERLAP` of the call. Without lanes or a known receptive field: one piece.
+        """
+        ctx = self.facts.get("receptive_frames", -1)
+        if self._pool is None or ctx < 0:
+            return [(0, 0, n, n)]
+        k = max(
+            1, min(self.lanes, -(-n * rows // max(1, share)), 1 + int(MAX_OVERLAP * n) // (2 * max(1, ctx)))
+        )
+        edges = [round(j * n / k) for j in range(k + 1)]
+        return [(max(0, a - ctx), a, b, min(n, b + ctx)) for a, b in pairwise(edges)]
 
     def _vocode(self, x: np.ndarray, lane: bool = False) -> np.ndarray:
         """The vocoder session on [B, F, n_mels]; extends input shorter than ``min_frames`` as the models do."""
