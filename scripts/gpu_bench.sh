@@ -13,9 +13,13 @@ trap 'tar czf "$OUT/$mode.tar.gz" -C "$res" . 2>/dev/null' EXIT
 . scripts/gpu_setup.sh
 
 if [ "$mode" = bench ]; then
-  timeout 280 python3 -m voxserve bench baker --backends torch,cuda --device cuda --out "$res/baker" 2>&1 | tail -60
-  timeout 200 python3 -m voxserve bench emotivoice-size --backends torch,cuda --device cuda --out "$res/emotivoice" 2>&1 | tail -60
-  timeout 60 python3 -m pytest -q -m gpu tests/backends 2>&1 | tail -15
+  # BENCH_BACKENDS (default torch,cuda), BENCH_VOICES (default "baker emotivoice"), BENCH_TESTS (1: GPU tests).
+  for v in ${BENCH_VOICES:-baker emotivoice}; do
+    preset=$v; [ "$v" = emotivoice ] && preset=emotivoice-size
+    timeout 300 python3 -m voxserve bench "$preset" --backends "${BENCH_BACKENDS:-torch,cuda}" --device cuda \
+      --out "$res/$v" 2>&1 | tail -40
+  done
+  [ "${BENCH_TESTS:-1}" = 1 ] && timeout 120 python3 -m pytest -q -m gpu tests/backends 2>&1 | tee "$res/gpu-tests.log" | tail -15
 else
   python3 -m voxserve serve --backend cuda --device cuda --fallback torch --port 8123 --max-queue 4096 \
     --no-ui --log-level warning >"$res/server.log" 2>&1 &

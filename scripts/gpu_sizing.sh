@@ -11,7 +11,8 @@
 #   python -m voxserve.scale.sizing_report table docs/benchmarks/sizing/<gpu>-run --gpu <gpu> \
 #       --measured YYYY-MM-DD --out docs/benchmarks/sizing/<gpu>.json
 #   python -m voxserve.scale.sizing_report report
-# Knobs (environment): SIZING_SLO_MS (150), SIZING_LEVEL_S (15 s per load level), SIZING_MAX_CONC (1024).
+# Knobs (environment): SIZING_SLO_MS (150), SIZING_LEVEL_S (15 s per load level), SIZING_MAX_CONC (1024),
+# SIZING_SERVE_ARGS (extra `voxserve serve` flags, e.g. "--workers 2").
 set -u
 mode=${1:?load or bench}
 gpu=${2:-}
@@ -41,7 +42,8 @@ fi
 
 url=http://127.0.0.1:8123
 python3 -m voxserve serve --backend cuda --device cuda --fallback torch --port 8123 --max-queue 4096 \
-  --no-ui --log-level warning >"$res/server.log" 2>&1 &
+  --no-ui --log-level warning ${SIZING_SERVE_ARGS:-} >"$res/server.log" 2>&1 &
+echo "serve flags: ${SIZING_SERVE_ARGS:-none}" >"$res/serve-flags.txt"
 server=$!
 for _ in $(seq 1 150); do curl -sf $url/ready >/dev/null && break; kill -0 $server 2>/dev/null || break; sleep 1; done
 if ! curl -sf $url/ready; then echo "server did not become ready:"; tail -30 "$res/server.log"; exit 1; fi

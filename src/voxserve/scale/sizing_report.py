@@ -65,6 +65,13 @@ def _bench(run: Path, explicit: Path | None) -> dict[str, Any] | None:
     return None
 
 
+def _serve_flags(run: Path) -> str:
+    """The extra ``voxserve serve`` flags of a run (``serve-flags.txt``; none before it was written)."""
+    path = run / "serve-flags.txt"
+    flags = path.read_text("utf-8").strip().removeprefix("serve flags:").strip() if path.exists() else ""
+    return "" if flags in ("", "none") else flags
+
+
 def build_table(
     run: Path, gpu: str, measured: str | None = None, bench: Path | None = None
 ) -> dict[str, Any]:
@@ -96,6 +103,7 @@ def build_table(
         "software": f"driver {info['driver']}, {info['software']}".strip(", "),
         "voice": cfg.get("voice") or "baker",
         "backend": "cuda",
+        "server": _serve_flags(run),
         "workload": (
             f"{'paced' if cfg['paced'] else 'unpaced'} streams, {len(cfg['texts'])} Mandarin texts "
             f"(short and medium), stream_format {cfg['stream_format']} (pcm), {cfg['duration_s']:g} s per level"
