@@ -24,7 +24,7 @@ from voxserve.scale.sizing import (
 from voxserve.scale.sizing_report import build_table, markdown, update_doc
 
 ROOT = Path(__file__).resolve().parents[2]
-H100_RUN = ROOT / "docs" / "benchmarks" / "h100"
+H100_RUN = ROOT / "docs" / "benchmarks" / "sizing" / "h100-run"
 
 
 def level(c: int, p99: float, requests: int = 10, errors: int = 0) -> Level:
@@ -113,7 +113,7 @@ def test_committed_h100_table_matches_the_h100_run():
     h100 = tables["h100"]
     # The committed table is exactly what the table builder makes of the committed H100 run.
     assert json.loads(Path(h100.source).read_text()) == build_table(H100_RUN, "h100", measured=h100.measured)
-    assert h100.search_streams == 119 and h100.one_stream_p99_ms == 23.4
+    assert h100.search_streams == 304 and h100.one_stream_p99_ms == 10.91
     # The fitted curve agrees with the load test's own search at its target.
     assert capacity_at(h100, h100.search_slo_ms).streams == h100.search_streams
 
@@ -121,22 +121,22 @@ def test_committed_h100_table_matches_the_h100_run():
 def test_plan_on_the_h100_table():
     h100 = load_tables()["h100"]
     plan = make_plan(h100, 500, 150)
-    assert plan.capacity.streams == 119
-    assert plan.per_replica == math.floor(119 * 0.8) == 95
-    assert plan.replicas == plan.gpus == math.ceil(500 / 95) == 6
+    assert plan.capacity.streams == 304
+    assert plan.per_replica == math.floor(304 * 0.8) == 243
+    assert plan.replicas == plan.gpus == math.ceil(500 / 243) == 3
     with_spare = make_plan(h100, 500, 150, headroom=0.0, spare=1)
-    assert with_spare.replicas == math.ceil(500 / 119) + 1
+    assert with_spare.replicas == math.ceil(500 / 304) + 1
     assert make_plan(h100, 1, 150).replicas == 1
 
 
 def test_voxserve_plan_command(capsys):
     main(["plan", "--streams", "500", "--slo-ms", "150", "--gpu", "h100"])
     out = capsys.readouterr().out
-    assert "replicas:           6" in out and "GPUs:               6 x h100" in out
+    assert "replicas:           3" in out and "GPUs:               3 x h100" in out
     assert "assumptions:" in out and "headroom" in out
     main(["plan", "--streams", "100", "--slo-ms", "150", "--gpu", "h100", "--json"])
     data = json.loads(capsys.readouterr().out)
-    assert data["replicas"] == 2 and data["capacity"]["streams"] == 119 and data["assumptions"]
+    assert data["replicas"] == 1 and data["capacity"]["streams"] == 304 and data["assumptions"]
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_plan_reads_a_tables_directory_with_h100_and_h200(tmp_path, capsys):
 
 def test_report_block_and_doc_markers(tmp_path):
     block = markdown(load_tables())
-    assert "| h100 |" in block and "119" in block
+    assert "| h100 |" in block and "304" in block
     doc = tmp_path / "sizing.md"
     doc.write_text("# t\n<!-- sizing:begin -->\nold\n<!-- sizing:end -->\ntail\n")
     update_doc(doc, block)
