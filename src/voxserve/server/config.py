@@ -86,6 +86,16 @@ class ServerConfig:
     """Largest document a batch job accepts (upload or JSON text), in bytes; larger ones get 413."""
     jobs_slice_ms: float = 50.0
     """Target milliseconds of model work a batch job runs between checks for interactive requests."""
+    stream_first_s: float = 0.4
+    """Audio in a stream's first chunk, seconds: shorter comes sooner."""
+    stream_growth: float = 2.0
+    """Each next chunk of a stream's first sentence is this many times longer (>= 1): fewer chunks,
+    less per-chunk work for the server, as long as each arrives before the audio before it ends.
+    Measured on an H100 with two workers (``docs/benchmarks/h100-s3/serving``): growth 3 and
+    ``stream_max_s`` 4.8 gave p99 TTFA 161 ms at 400 streams against 259 ms, but a full search
+    with them found 239 streams against 304: within run-to-run noise, so the default stays."""
+    stream_max_s: float = 3.2
+    """Longest stream chunk, seconds."""
     workers: int = 1
     """Server processes sharing the port, each with its own engine and model copy (see server/workers.py)."""
 
@@ -114,6 +124,8 @@ class ServerConfig:
             raise bad("deadline_s", f"must be > 0 or None, got {self.deadline_s!r}")
         if self.jobs and self.workers > 1:
             raise bad("workers", "must be 1 with jobs (one process runs the batch jobs of a jobs directory)")
+        if not (0 < self.stream_first_s <= self.stream_max_s) or not self.stream_growth >= 1:
+            raise bad("stream_first_s", "chunks need 0 < first <= max seconds and a growth >= 1")
         if not self.jobs_slice_ms > 0:
             raise bad("jobs_slice_ms", f"must be > 0, got {self.jobs_slice_ms!r}")
         if self.drain_timeout_s < 0:
@@ -182,5 +194,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--jobs", action="store_true", default=None, help="serve batch synthesis jobs (/v1/audio/batches)")
     a("--jobs-dir", default=None, help="batch jobs directory (default $VOXSERVE_HOME/jobs)")
     a("--max-upload-bytes", type=int, default=None, help="largest batch document (default 33554432)")
+    a("--stream-first-s", type=float, default=None, help="first stream chunk, seconds (default 0.4)")
+    a("--stream-growth", type=float, default=None, help="stream chunk growth ratio (default 2)")
+    a("--stream-max-s", type=float, default=None, help="longest stream chunk, seconds (default 3.2)")
     a("--workers", type=int, default=None, help="server processes sharing the port (default 1)")
     a("--jobs-slice-ms", type=float, default=None, help="batch work between interactive checks, ms (50)")

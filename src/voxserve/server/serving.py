@@ -20,6 +20,7 @@ import numpy as np
 
 from voxserve.engine.controls import SynthesisParams
 from voxserve.engine.interface import AudioChunk, ServingEngine, ShuttingDown, SpeechJob, SpeechStream
+from voxserve.engine.streaming import ChunkPlan
 from voxserve.errors import InvalidInput, NotFound, VoxserveError
 from voxserve.server.config import ServerConfig
 from voxserve.server.encoding import FORMATS, encode_file, stream_encoder
@@ -134,6 +135,9 @@ def build_engine(
         default_deadline_s=config.deadline_s or NO_DEADLINE_S,
         cache=config.cache,
         directories=directories,
+        chunking=ChunkPlan(
+            first_s=config.stream_first_s, growth=config.stream_growth, max_s=config.stream_max_s
+        ),
     )
 
 
