@@ -82,3 +82,16 @@ def test_jobs_need_a_single_worker():
         ServerConfig(jobs=True, workers=2)
     with pytest.raises(ConfigError, match="workers"):
         ServerConfig(workers=0)
+
+
+def test_stream_chunk_settings_reach_the_engine():
+    from voxserve.server.serving import build_engine
+
+    config = ServerConfig(stream_first_s=0.3, stream_growth=3.0, stream_max_s=4.8, ui=False)
+    engine = build_engine(config)
+    plan = engine._pipeline.chunking
+    assert (plan.first_s, plan.growth, plan.max_s) == (0.3, 3.0, 4.8)
+    with pytest.raises(ConfigError, match="growth"):
+        ServerConfig(stream_growth=0.5)
+    with pytest.raises(ConfigError, match="first"):
+        ServerConfig(stream_first_s=5.0)
