@@ -12,7 +12,8 @@
 #       --measured YYYY-MM-DD --out docs/benchmarks/sizing/<gpu>.json
 #   python -m voxserve.scale.sizing_report report
 # Knobs (environment): SIZING_SLO_MS (150), SIZING_LEVEL_S (15 s per load level), SIZING_MAX_CONC (1024),
-# SIZING_SERVE_ARGS (extra `voxserve serve` flags, e.g. "--workers 2").
+# SIZING_SERVE_ARGS (extra `voxserve serve` flags, e.g. "--workers 2"), SIZING_MAX_REQUESTS (per level;
+# 100000, so the level's duration ends it: loadtest's own default of 1000 cut high levels short).
 set -u
 mode=${1:?load or bench}
 gpu=${2:-}
@@ -53,7 +54,7 @@ timeout 60 python3 -m voxserve loadtest $url -c 1 --unpaced --duration 15 --max-
   --stream-format audio --out "$res/one-stream" 2>&1 | tail -8
 # The capacity curve: paced streams, doubling then bisecting around the target; every level is kept.
 timeout 470 python3 -m voxserve loadtest $url --search --slo-ms "$slo" --max-concurrency "$max_conc" \
-  --stream-format audio --duration "$level_s" --out "$res/search" 2>&1 | tail -25
+  --stream-format audio --duration "$level_s" --max-requests "${SIZING_MAX_REQUESTS:-100000}" --out "$res/search" 2>&1 | tail -25
 nvidia-smi --query-gpu=memory.used --format=csv >>"$res/gpu.csv"
 nvidia-smi --query-compute-apps=pid,used_memory --format=csv >"$res/apps.csv"
 curl -s $url/metrics >"$res/metrics.txt"

@@ -166,3 +166,34 @@ def test_first_chunk_work_batches_apart_from_later_work():
     assert batch is not None and [it.payload for it in batch.items] == ["first-2", "first-3"]
     batch = sched.next_batch(block=False)
     assert batch is not None and [it.payload for it in batch.items] == ["tail-1", "tail-2"]
+
+
+def test_max_cost_bounds_a_batch_and_a_full_budget_runs_at_once():
+    budget = {VOCODER: 100, ACOUSTIC: None}
+    sched = Scheduler(max_batch=8, max_wait_s=10.0, clock=Clock(), max_cost=budget.__getitem__)
+    job = Job(1)
+    sched.add([WorkItem(job, VOCODER, name, cost=cost) for name, cost in (("a", 60), ("b", 30), ("c", 30))])
+    # 120 frames queued >= the 100-frame budget: the batch runs without waiting out the window
+    batch = sched.next_batch(block=False)
+    assert batch is not None and [it.payload for it in batch.items] == ["a", "b"]
+    assert sched.next_batch(block=False) is None  # "c" (30) alone waits for the window again
+    sched.add([WorkItem(job, VOCODER, "huge", cost=500)])
+    batch = sched.next_batch(block=False)
+    # an item over the budget still runs, alone: every item must run
+    assert batch is not None and [it.payload for it in batch.items] == ["c"]
+    batch = sched.next_batch(block=False)
+    assert batch is not None and [it.payload for it in batch.items] == ["huge"]
+    sched.add([WorkItem(job, ACOUSTIC, i, cost=1000) for i in range(3)])
+    assert sched.next_batch(block=False) is None  # no budget for this key: only max_batch counts
+
+
+def test_later_work_runs_earliest_due_first_whatever_the_arrival():
+    sched, _ = make(max_batch=1, max_wait_s=0.0)
+    old, new = Job(1, arrival=1.0), Job(2, arrival=50.0)
+    # the old stream has seconds of audio still playing; the new one runs dry sooner
+    sched.add(
+        [WorkItem(old, VOCODER, "old-chunk", due=60.0), WorkItem(new, VOCODER, "new-chunk-2", due=50.4)]
+    )
+    sched.add([WorkItem(new, ACOUSTIC, "no-due")])  # no due: its job's arrival (50.0) counts
+    order = [sched.next_batch(block=False) for _ in range(3)]
+    assert [b.items[0].payload for b in order if b] == ["no-due", "new-chunk-2", "old-chunk"]

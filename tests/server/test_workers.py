@@ -87,10 +87,18 @@ def test_jobs_need_a_single_worker():
 def test_stream_chunk_settings_reach_the_engine():
     from voxserve.server.serving import build_engine
 
-    config = ServerConfig(stream_first_s=0.3, stream_growth=3.0, stream_max_s=4.8, ui=False)
+    config = ServerConfig(
+        stream_first_s=0.3, stream_growth=3.0, stream_max_s=4.8, vocoder_call_s=6.0, ui=False
+    )
     engine = build_engine(config)
     plan = engine._pipeline.chunking
-    assert (plan.first_s, plan.growth, plan.max_s) == (0.3, 3.0, 4.8)
+    assert (plan.first_s, plan.growth, plan.max_s, plan.call_s) == (0.3, 3.0, 4.8, 6.0)
+    with pytest.raises(ConfigError, match="vocoder_call_s"):
+        ServerConfig(vocoder_call_s=0)
+    with pytest.raises(ConfigError, match="keep_alive_s"):
+        ServerConfig(keep_alive_s=0)
+    with pytest.raises(ConfigError, match="gil_switch_ms"):
+        ServerConfig(gil_switch_ms=-1)
     with pytest.raises(ConfigError, match="growth"):
         ServerConfig(stream_growth=0.5)
     with pytest.raises(ConfigError, match="first"):

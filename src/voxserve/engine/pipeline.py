@@ -93,6 +93,10 @@ class Job:
     chunk_queued: bool = False
     """A stream has a vocoder chunk queued or running."""
     first_out: bool = False
+    play_start: float = 0.0
+    """Monotonic time the first chunk went out (a stream's listener starts playing then)."""
+    sent_s: float = 0.0
+    """Seconds of audio handed to the stream so far."""
     started: bool = False
     done: bool = False
 
@@ -121,12 +125,22 @@ class Pipeline:
         self._ids = itertools.count(1)
         self._latency_ewma = 1.0
         self._frontend = Scheduler(max_batch=1, max_wait_s=0.0)
-        self._models = Scheduler(max_batch=self._batch_limit, max_wait_s=max_wait_s, expect=self._expect)
+        self._models = Scheduler(
+            max_batch=self._batch_limit, max_wait_s=max_wait_s, expect=self._expect, max_cost=self._cost_limit
+        )
         self._threads: list[threading.Thread] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxserve-cache")
 
     def _batch_limit(self, key: Hashable) -> int:
         return self.served[cast(tuple[str, str], key)[1]].max_batch
+
+    def _cost_limit(self, key: Hashable) -> int | None:
+        """Mel frames one vocoder call may take (``ChunkPlan.call_s`` at the voice's frame rate)."""
+        stage, name = cast(tuple[str, str], key)
+        if stage != VOCODER or self.chunking.call_s is None:
+            return None
+        cfg = self.served[name].voice.config
+        return max(1, round(self.chunking.call_s * cfg.sample_rate / cfg.hop_length))
 
     def _expect(self, key: Hashable) -> bool:
         """Whether more model work for ``key`` is on its way, so its queue should wait out the batch window.
@@ -388,6 +402,7 @@ class Pipeline:
                 key,
                 ChunkWork(out.mel[s.lo : s.hi], s.start - s.lo, s.end - s.start, k, c),
                 first=stream and k == 0 and c == 0,
+                cost=s.hi - s.lo,
             )
             for c, s in enumerate(spans)
         ]
@@ -403,9 +418,9 @@ class Pipeline:
         if job.assembler is None:
             raise VoxserveError("a chunk came back for a job with no sentences")
         job.chunk_queued = False
-        self._release(job, [])
         for chunk in job.assembler.add(work.sentence, work.chunk, cast(np.ndarray, samples)):
             self._emit(job, chunk)
+        self._release(job, [])  # after emitting: the next chunk's due time counts this one's audio
 
     def _release(self, job: Job, items: list[WorkItem]) -> None:
         """Queue model work. A stream holds its other sentences back until its first chunk is out, and
@@ -415,6 +430,12 @@ class Pipeline:
         if not job.spec.stream:
             self._models.add(items)
             return
+        # Later work of a stream is due when its listener would run out of audio: the earliest
+        # due runs first, so a new stream's second chunk (0.4 s of slack) does not wait behind
+        # old streams' chunks that have seconds of audio still playing.
+        due = job.play_start + job.sent_s if job.first_out else None
+        for it in items:
+            it.due = due
         now = []
         for it in items:
             if cast(tuple[str, str], it.key)[0] == VOCODER:
@@ -427,7 +448,9 @@ class Pipeline:
             job.chunks.sort(
                 key=lambda it: (cast(ChunkWork, it.payload).sentence, cast(ChunkWork, it.payload).chunk)
             )
-            now.append(job.chunks.pop(0))
+            nxt = job.chunks.pop(0)
+            nxt.due = due
+            now.append(nxt)
             job.chunk_queued = True
         if now:
             self._models.add(now)
@@ -436,10 +459,13 @@ class Pipeline:
         """Account for ``chunk`` and hand it to the job's stream (last, so a reader sees the metrics)."""
         now = time.monotonic()
         label = str(job.spec.stream).lower()
+        job.sent_s += len(chunk.samples) / chunk.sample_rate
         if not job.first_out:
-            job.first_out = True
+            job.first_out, job.play_start = True, now
             self.metrics.time_to_first_audio.labels(label).observe(now - job.arrival)
             if job.held:
+                for it in job.held:
+                    it.due = now + job.sent_s
                 self._models.add(job.held)
                 job.held = []
         if chunk.final:

@@ -58,13 +58,19 @@ class WorkItem:
     payload: object
     first: bool = False
     """True for work a stream needs for its first audio chunk."""
+    cost: int = 1
+    """What the item weighs against its key's ``max_cost`` per batch (e.g. mel frames to vocode)."""
+    due: float | None = None
+    """Monotonic time the item's output is needed by (a stream's playback runs dry then); None:
+    the job's arrival. Among items of equal ``first`` and priority, the earliest due runs first."""
     seq: int = 0
     """Set by ``add``: global arrival order, the last tie-breaker."""
     enqueued: float = 0.0
     """Set by ``add``: monotonic time the item entered its queue (for queue-time metrics)."""
 
     def sort_key(self) -> tuple[bool, int, float, int]:
-        return (not self.first, -self.job.priority, self.job.arrival, self.seq)
+        due = self.job.arrival if self.due is None else self.due
+        return (not self.first, -self.job.priority, due, self.seq)
 
 
 @dataclass
@@ -83,11 +89,14 @@ class _Queue:
     def __init__(self) -> None:
         self.heap: list[tuple[tuple[bool, int, float, int], WorkItem]] = []
         self.oldest = 0.0
+        self.cost = 0
+        """Summed cost of the queued items."""
 
     def push(self, item: WorkItem) -> None:
         if not self.heap:
             self.oldest = item.enqueued
         heapq.heappush(self.heap, (item.sort_key(), item))
+        self.cost += item.cost
 
     def keep(self, pred: Callable[[WorkItem], bool]) -> list[WorkItem]:
         """Drop items failing ``pred``; return the dropped ones."""
@@ -95,20 +104,30 @@ class _Queue:
         if dropped:
             self.heap = [entry for entry in self.heap if pred(entry[1])]
             heapq.heapify(self.heap)
+            self.cost -= sum(it.cost for it in dropped)
             self._reset_oldest()
         return dropped
 
-    def take(self, n: int) -> list[WorkItem]:
-        """The best ``n`` items; first-chunk work only with first-chunk work (it sorts ahead of the rest).
+    def take(self, n: int, max_cost: int | None = None) -> list[WorkItem]:
+        """The best ``n`` items weighing at most ``max_cost`` (always at least one item);
+        first-chunk work only with first-chunk work (it sorts ahead of the rest).
 
         Why apart: a stream's first chunk is short and its listener is waiting, while later
         chunks are long and have the playing audio as slack; in one padded batch the first
-        chunks would wait for the longest of the others.
+        chunks would wait for the longest of the others. Why a cost bound: the worker runs
+        one batch at a time, so a first chunk that arrives during a batch of many long later
+        chunks waits for all of it (H100: 64-row vocoder calls held every stream 0.1-0.25 s).
         """
         first = bool(self.heap) and self.heap[0][1].first
         items: list[WorkItem] = []
+        cost = 0
         while self.heap and len(items) < n and (not first or self.heap[0][1].first):
+            nxt = self.heap[0][1]
+            if items and max_cost is not None and cost + nxt.cost > max_cost:
+                break
+            cost += nxt.cost
             items.append(heapq.heappop(self.heap)[1])
+        self.cost -= cost
         self._reset_oldest()
         return items
 
@@ -119,7 +138,8 @@ class _Queue:
 class Scheduler:
     """Per-key priority queues with a batch window; thread-safe.
 
-    ``max_batch`` is an int or a function of the queue key (backends may batch differently).
+    ``max_batch`` is an int or a function of the queue key (backends may batch differently);
+    ``max_cost(key)``, when given, bounds the summed ``WorkItem.cost`` of a batch (None: no bound).
     ``expect(key)`` says whether more items of ``key`` are on their way (upstream work in
     flight); it is called under the scheduler's lock, so it must be quick and must not call
     back into a lock that a thread calling ``add`` may hold. None: always assume so (every
@@ -132,8 +152,10 @@ class Scheduler:
         max_wait_s: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
         expect: Callable[[Hashable], bool] | None = None,
+        max_cost: Callable[[Hashable], int | None] | None = None,
     ) -> None:
         self._max_batch = max_batch if callable(max_batch) else (lambda _key, n=max_batch: n)
+        self._max_cost = max_cost or (lambda _key: None)
         self.max_wait_s = max_wait_s
         self._expect = expect
         self._clock = clock
@@ -183,7 +205,7 @@ class Scheduler:
                 key, wake = self._pick(now)
                 if key is not None:
                     q = self._queues[key]
-                    return Batch(key, q.take(self._max_batch(key)), expired)
+                    return Batch(key, q.take(self._max_batch(key), self._max_cost(key)), expired)
                 if expired:
                     return Batch(None, [], expired)
                 if not block:
@@ -200,7 +222,8 @@ class Scheduler:
             if not q.heap:
                 continue
             ready_at = q.oldest + self.max_wait_s
-            full = len(q.heap) >= self._max_batch(key)
+            max_cost = self._max_cost(key)
+            full = len(q.heap) >= self._max_batch(key) or (max_cost is not None and q.cost >= max_cost)
             if full or now >= ready_at or (self._expect is not None and not self._expect(key)):
                 head = q.heap[0][0]
                 if best is None or head < best:

@@ -59,10 +59,16 @@ class ChunkPlan:
     """Longest stream chunk (seconds); later sentences of a stream are cut at this size."""
     whole_s: float = 8.0
     """Non-stream sentences longer than this are vocoded in pieces of this size (seconds)."""
+    call_s: float | None = 20.0
+    """Most audio one batched vocoder call makes (seconds, context included; at least one chunk;
+    None: only the batch size bounds it). The engine runs one call at a time, so this bounds how
+    long a new stream's first chunk can wait behind other streams' later chunks."""
 
     def __post_init__(self) -> None:
-        for name in ("first_s", "max_s", "whole_s"):
+        for name in ("first_s", "max_s", "whole_s", "call_s"):
             value = getattr(self, name)
+            if name == "call_s" and value is None:
+                continue
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InvalidInput(f"chunking.{name} must be a positive number of seconds", param=name)
         if not self.growth >= 1.0:

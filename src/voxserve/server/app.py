@@ -16,6 +16,7 @@ import asyncio
 import hmac
 import logging
 import math
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -343,6 +344,7 @@ def serve_one(config: ServerConfig, sock: Any = None) -> None:
     """One server process: build the app and run uvicorn on ``config``'s address or on ``sock``."""
     import uvicorn
 
+    sys.setswitchinterval(config.gil_switch_ms / 1000)
     app = create_app(config)
     service: SpeechService = app.state.service
 
@@ -360,6 +362,7 @@ def serve_one(config: ServerConfig, sock: Any = None) -> None:
             port=config.port,
             log_level=config.log_level,
             timeout_graceful_shutdown=math.ceil(config.drain_timeout_s),
+            timeout_keep_alive=config.keep_alive_s,
         )
     )
     server.run(sockets=[sock] if sock is not None else None)

@@ -96,6 +96,18 @@ class ServerConfig:
     with them found 239 streams against 304: within run-to-run noise, so the default stays."""
     stream_max_s: float = 3.2
     """Longest stream chunk, seconds."""
+    keep_alive_s: int = 65
+    """How long an idle keep-alive connection stays open, seconds. A listener that plays a long
+    answer before asking again sits idle for seconds; with uvicorn's 5 s default its next request
+    could meet the server closing the connection (a failed request on the client). 65 s outlasts
+    the common 60 s idle timeout of load balancers in front."""
+    vocoder_call_s: float | None = 20.0
+    """Most audio one batched vocoder call makes, seconds (None: only ``max_batch`` bounds it): a
+    new stream's first chunk waits for the call in progress, so long calls lengthen its wait."""
+    gil_switch_ms: float = 5.0
+    """Python's thread switch interval in this process, ms (``sys.setswitchinterval``; Python's
+    default is 5). The HTTP loop, the frontend and the executor share one interpreter lock, and
+    a thread that gives it up for a device call may wait a whole interval to get it back."""
     workers: int = 1
     """Server processes sharing the port, each with its own engine and model copy (see server/workers.py)."""
 
@@ -126,6 +138,16 @@ class ServerConfig:
             raise bad("workers", "must be 1 with jobs (one process runs the batch jobs of a jobs directory)")
         if not (0 < self.stream_first_s <= self.stream_max_s) or not self.stream_growth >= 1:
             raise bad("stream_first_s", "chunks need 0 < first <= max seconds and a growth >= 1")
+        if (
+            isinstance(self.keep_alive_s, bool)
+            or not isinstance(self.keep_alive_s, int)
+            or self.keep_alive_s < 1
+        ):
+            raise bad("keep_alive_s", f"must be a positive integer, got {self.keep_alive_s!r}")
+        if self.vocoder_call_s is not None and not self.vocoder_call_s > 0:
+            raise bad("vocoder_call_s", f"must be > 0 or None, got {self.vocoder_call_s!r}")
+        if not 0 < self.gil_switch_ms <= 1000:
+            raise bad("gil_switch_ms", f"must be in (0, 1000], got {self.gil_switch_ms!r}")
         if not self.jobs_slice_ms > 0:
             raise bad("jobs_slice_ms", f"must be > 0, got {self.jobs_slice_ms!r}")
         if self.drain_timeout_s < 0:
@@ -197,5 +219,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--stream-first-s", type=float, default=None, help="first stream chunk, seconds (default 0.4)")
     a("--stream-growth", type=float, default=None, help="stream chunk growth ratio (default 2)")
     a("--stream-max-s", type=float, default=None, help="longest stream chunk, seconds (default 3.2)")
+    a("--keep-alive", dest="keep_alive_s", type=int, default=None, help="idle connection lifetime, s (65)")
+    a("--vocoder-call-s", type=float, default=None, help="most audio per vocoder call, s (default 20)")
+    a("--gil-switch-ms", type=float, default=None, help="Python thread switch interval, ms (default 5)")
     a("--workers", type=int, default=None, help="server processes sharing the port (default 1)")
     a("--jobs-slice-ms", type=float, default=None, help="batch work between interactive checks, ms (50)")

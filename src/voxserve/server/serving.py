@@ -136,7 +136,10 @@ def build_engine(
         cache=config.cache,
         directories=directories,
         chunking=ChunkPlan(
-            first_s=config.stream_first_s, growth=config.stream_growth, max_s=config.stream_max_s
+            first_s=config.stream_first_s,
+            growth=config.stream_growth,
+            max_s=config.stream_max_s,
+            call_s=config.vocoder_call_s,
         ),
     )
 
