@@ -113,36 +113,36 @@ def test_committed_h100_table_matches_the_h100_run():
     h100 = tables["h100"]
     # The committed table is exactly what the table builder makes of the committed H100 run.
     assert json.loads(Path(h100.source).read_text()) == build_table(H100_RUN, "h100", measured=h100.measured)
-    assert h100.search_streams == 304 and h100.one_stream_p99_ms == 10.91
+    assert h100.search_streams == 828 and h100.one_stream_p99_ms == 7.48
     # The fitted curve agrees with the load test's own search at its target.
     assert capacity_at(h100, h100.search_slo_ms).streams == h100.search_streams
 
 
 def test_plan_on_the_h100_table():
     h100 = load_tables()["h100"]
-    plan = make_plan(h100, 500, 150)
-    assert plan.capacity.streams == 304
-    assert plan.per_replica == math.floor(304 * 0.8) == 243
-    assert plan.replicas == plan.gpus == math.ceil(500 / 243) == 3
-    with_spare = make_plan(h100, 500, 150, headroom=0.0, spare=1)
-    assert with_spare.replicas == math.ceil(500 / 304) + 1
+    plan = make_plan(h100, 1500, 150)
+    assert plan.capacity.streams == 828
+    assert plan.per_replica == math.floor(828 * 0.8) == 662
+    assert plan.replicas == plan.gpus == math.ceil(1500 / 662) == 3
+    with_spare = make_plan(h100, 1500, 150, headroom=0.0, spare=1)
+    assert with_spare.replicas == math.ceil(1500 / 828) + 1
     assert make_plan(h100, 1, 150).replicas == 1
 
 
 def test_voxserve_plan_command(capsys):
-    main(["plan", "--streams", "500", "--slo-ms", "150", "--gpu", "h100"])
+    main(["plan", "--streams", "1500", "--slo-ms", "150", "--gpu", "h100"])
     out = capsys.readouterr().out
     assert "replicas:           3" in out and "GPUs:               3 x h100" in out
     assert "assumptions:" in out and "headroom" in out
     main(["plan", "--streams", "100", "--slo-ms", "150", "--gpu", "h100", "--json"])
     data = json.loads(capsys.readouterr().out)
-    assert data["replicas"] == 1 and data["capacity"]["streams"] == 304 and data["assumptions"]
+    assert data["replicas"] == 1 and data["capacity"]["streams"] == 828 and data["assumptions"]
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--streams", "10", "--slo-ms", "10", "--gpu", "h100"], "below what one stream measured"),
+        (["--streams", "10", "--slo-ms", "5", "--gpu", "h100"], "below what one stream measured"),
         (["--streams", "10", "--slo-ms", "150", "--gpu", "a100"], "no sizing table"),
         (["--streams", "0", "--slo-ms", "150"], "--streams"),
         (["--streams", "10", "--slo-ms", "150", "--headroom", "1"], "--headroom"),
@@ -166,7 +166,7 @@ def test_plan_reads_a_tables_directory_with_h100_and_h200(tmp_path, capsys):
 
 def test_report_block_and_doc_markers(tmp_path):
     block = markdown(load_tables())
-    assert "| h100 |" in block and "304" in block
+    assert "| h100 |" in block and "| 828 |" in block and "21.8 %" in block  # capacity, stalled answers
     doc = tmp_path / "sizing.md"
     doc.write_text("# t\n<!-- sizing:begin -->\nold\n<!-- sizing:end -->\ntail\n")
     update_doc(doc, block)

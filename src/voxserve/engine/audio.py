@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-import io
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+
+def to_pcm16(samples: np.ndarray) -> bytes:
+    """float32 in [-1, 1] (clipped) to little-endian signed 16-bit bytes."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+
+
+def wav_header(sample_rate: int, data_bytes: int | None) -> bytes:
+    """A 44-byte 16-bit mono PCM WAV header; ``data_bytes`` None: unknown length (streaming)."""
+    data = 0xFFFFFFFF if data_bytes is None else data_bytes
+    riff = 0xFFFFFFFF if data_bytes is None else 36 + data_bytes
+    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", riff)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + (struct.pack("<I", data))
+    )
 
 
 @dataclass(frozen=True)
@@ -42,15 +64,13 @@ class Audio:
 
     def pcm16(self) -> bytes:
         """Little-endian signed 16-bit PCM, no header."""
-        return (np.clip(self.samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+        return to_pcm16(self.samples)
 
     def wav(self) -> bytes:
-        """A complete 16-bit PCM WAV file."""
-        import soundfile as sf
-
-        buf = io.BytesIO()
-        sf.write(buf, self.samples, self.sample_rate, format="WAV", subtype="PCM_16")
-        return buf.getvalue()
+        """A complete 16-bit PCM WAV file (written here: libsndfile through a Python file object
+        took 0.7-2.8 ms for a few seconds of audio, this takes a tenth of that)."""
+        pcm = self.pcm16()
+        return wav_header(self.sample_rate, len(pcm)) + pcm
 
     def save(self, path: str | Path) -> Path:
         """Write a file; the format follows the extension (wav, flac, ogg)."""

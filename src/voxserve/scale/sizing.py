@@ -48,6 +48,8 @@ class Level:
     ttfa_p99_ms: float
     audio_s_per_s: float
     """Seconds of audio delivered per second, all streams together."""
+    underruns: int = 0
+    """Answers whose listener ran out of audio at least once (a stall; 0 in tables before it was kept)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class SizingTable:
                     float(get(lv, "ttfa_p50_ms", num, w)),
                     float(get(lv, "ttfa_p99_ms", num, w)),
                     float(get(lv, "audio_s_per_s", num, w)),
+                    int(lv.get("underruns", 0)),
                 )
             )
         if not levels:

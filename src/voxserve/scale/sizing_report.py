@@ -88,6 +88,7 @@ def build_table(
             "ttfa_p50_ms": lv["ttfa_ms"]["p50"],
             "ttfa_p99_ms": lv["ttfa_ms"]["p99"],
             "audio_s_per_s": lv["audio_s_per_s"],
+            "underruns": lv.get("underruns") or 0,
         }
         for lv in search["levels"]
         if lv["ttfa_ms"]["p99"] is not None
@@ -139,8 +140,9 @@ def markdown(tables: dict[str, SizingTable]) -> str:
     """The generated block of sizing.md: per-GPU figures and capacity at several targets."""
     rows = [
         "| GPU | device | streams at p99 TTFA ≤ 150 ms | one stream TTFA p50 / p99 | audio s/s at capacity "
+        "| stalled answers at capacity | streams, < 1 % stalled (measured) "
         "| offline throughput (× real time) | GPU memory: server / torch peak | measured |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, t in sorted(tables.items()):
         cap = capacity_at(t, 150.0) if t.one_stream_p99_ms <= 150.0 else None
@@ -152,10 +154,19 @@ def markdown(tables: dict[str, SizingTable]) -> str:
         offline = (
             f"{_fmt(t.offline_audio_s_per_s)} (batch {t.offline_batch})" if t.offline_audio_s_per_s else "–"
         )
+        smooth = max(
+            (
+                lv.concurrency
+                for lv in t.levels
+                if not lv.errors and lv.ttfa_p99_ms <= 150.0 and lv.underruns < 0.01 * max(lv.requests, 1)
+            ),
+            default=None,
+        )
+        stalled = f"{100 * knee.underruns / max(knee.requests, 1):.1f} %" if knee else "–"
         rows.append(
             f"| {name} | {t.device} | {cap.streams if cap else '–'} | "
             f"{t.one_stream_p50_ms:.1f} / {t.one_stream_p99_ms:.1f} ms | "
-            f"{_fmt(knee.audio_s_per_s if knee else None, digits=1)} | {offline} | "
+            f"{_fmt(knee.audio_s_per_s if knee else None, digits=1)} | {stalled} | {_fmt(smooth)} | {offline} | "
             f"{_fmt(t.server_gpu_mib, ' MiB')} / {_fmt(t.torch_peak_mib, ' MiB')} | {t.measured} |"
         )
     rows += [

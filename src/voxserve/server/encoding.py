@@ -18,12 +18,13 @@ This module knows nothing about HTTP or the engine.
 from __future__ import annotations
 
 import io
-import struct
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
+
+from voxserve.engine.audio import to_pcm16, wav_header
 
 
 @dataclass(frozen=True)
@@ -52,28 +53,6 @@ FORMATS: dict[str, FormatSpec] = {
     "wav": FormatSpec("audio/wav"),
     "pcm": FormatSpec("audio/pcm"),
 }
-
-
-def to_pcm16(samples: np.ndarray) -> bytes:
-    """float32 in [-1, 1] (clipped) to little-endian signed 16-bit bytes."""
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
-
-
-def wav_header(sample_rate: int, data_bytes: int | None) -> bytes:
-    """A 44-byte 16-bit mono PCM WAV header; ``data_bytes`` None: unknown length (streaming)."""
-    data = 0xFFFFFFFF if data_bytes is None else data_bytes
-    riff = 0xFFFFFFFF if data_bytes is None else 36 + data_bytes
-    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
-    return (
-        b"RIFF"
-        + struct.pack("<I", riff)
-        + b"WAVE"
-        + b"fmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + (struct.pack("<I", data))
-    )
 
 
 class Encoder(ABC):
