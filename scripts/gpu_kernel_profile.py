@@ -12,6 +12,7 @@ OUT_DIR. A measurement script for the benchmark docs, not part of the package.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -27,7 +28,10 @@ from voxserve.bench.presets import load_workload
 from voxserve.bench.run import _create
 
 REQUESTS = 10
-DEVICE = os.environ.get("KPROF_DEVICE", "cuda")  # "cpu": a smoke run of this script off the GPU machine
+DEVICE = os.environ.get("KPROF_DEVICE", "cuda")
+BACKENDS = os.environ.get("KPROF_BACKENDS", "torch,cuda-lean").split(
+    ","
+)  # "cpu": a smoke run of this script off the GPU machine
 
 
 def _busy_us(intervals: list[tuple[float, float]]) -> float:
@@ -47,10 +51,10 @@ def measure(workload_name: str, backend_name: str) -> dict:
     workload = load_workload(workload_name)
     backend = _create(backend_name, DEVICE, None)
     backend.load(workload.pack)
-    try:
-        backend.warmup()  # the CUDA backend captures its graphs here
-    except ValueError:
-        pass  # a conditioned model refuses the generic warm-up; the runs below warm it up
+    # The CUDA backend captures its graphs here; a conditioned model refuses the generic
+    # warm-up (ValueError), and the runs below warm it up instead.
+    with contextlib.suppress(ValueError):
+        backend.warmup()
     items = workload.classes["medium"]
     for _ in range(3):  # warm-up at the exact shapes (graphs captured, cuDNN plans built)
         for item in items:
@@ -139,7 +143,7 @@ def main() -> None:
     names = sys.argv[2:] or ["baker", "emotivoice-size"]
     results = []
     for name in names:
-        for backend in ("torch", "cuda-lean") if DEVICE == "cuda" else ("torch",):
+        for backend in BACKENDS if DEVICE == "cuda" else ("torch",):
             r = measure(name, backend)
             print(json.dumps({k: v for k, v in r.items() if k != "top_kernels"}), flush=True)
             results.append(r)

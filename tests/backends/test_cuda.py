@@ -359,12 +359,13 @@ def baker():
 WAV_CORR = {"fp16": (0.99, 0.999), "bf16": (0.98, 0.99)}
 
 
-@pytest.fixture(scope="module", params=["fp16", "bf16"])
+@pytest.fixture(scope="module", params=["fp16", "bf16", "fp16-channels-last"])
 def baker_cuda(request, baker):
-    backend = CudaBackend(dtype=request.param, **GPU_BUCKETS)
+    dtype = request.param.split("-")[0]
+    backend = CudaBackend(dtype=dtype, channels_last=request.param.endswith("channels-last"), **GPU_BUCKETS)
     backend.load(baker[0])
     backend.warmup()
-    backend.dtype_name = request.param
+    backend.dtype_name = dtype
     return backend
 
 
@@ -415,12 +416,13 @@ def test_baker_past_the_buckets_runs_eagerly(baker, baker_cuda):
 
 @gpu
 @needs_cuda
-def test_emotivoice_parity_on_gpu(emotivoice_small):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_emotivoice_parity_on_gpu(emotivoice_small, channels_last):
     model = copy.deepcopy(emotivoice_small)  # loading moves the acoustic model to the GPU
     ids, lengths, speaker, style = emotivoice_inputs(model.config, (40, 17, 29, 8))
     controls = Controls.neutral(4)
     ref = reference(model.am, ids, lengths, controls, speaker, style)
-    backend = CudaBackend(dtype="fp16", **GPU_BUCKETS)
+    backend = CudaBackend(dtype="fp16", channels_last=channels_last, **GPU_BUCKETS)
     backend.load_models(model.am, model.generator)
     backend.warmup()
     out = backend.acoustic(ids, lengths, controls, speaker, style)

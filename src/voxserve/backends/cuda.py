@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch.nn.utils import parametrize
 
+from voxserve.backends.channels_last import to_channels_last
 from voxserve.backends.cuda_graphs import Buckets, FlatBuffer, GraphTable, Key, check_buckets, cuda_capture
 from voxserve.backends.cuda_stages import EmotiVoicePlan, StagePlan, plan_for
 from voxserve.backends.interface import Backend
@@ -68,6 +69,7 @@ class CudaBackend(Backend):
         max_graph_tokens: int = 4096,
         cudnn_benchmark: bool = False,
         compile_vocoder: bool = False,
+        channels_last: bool = False,
     ) -> None:
         """``dtype`` (fp16, bf16, fp32) is for the frame stages and vocoder; symbols always run in float32.
 
@@ -84,6 +86,9 @@ class CudaBackend(Backend):
         batch-1 vocoder call got 13 % (MB-MelGAN) to 17 % (HiFi-GAN) faster and
         batch-64 EmotiVoice throughput 34 % higher, paid for with 30-50 s of
         compiling in :meth:`warmup` (so it is off by default).
+        ``channels_last`` keeps the vocoder's activations time-major between its
+        convolutions (``backends/channels_last.py``), so cuDNN's fp16 kernels need no
+        layout conversions around each one.
         """
         if dtype not in DTYPES:
             raise InvalidInput(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}", param="dtype")
@@ -102,6 +107,7 @@ class CudaBackend(Backend):
         self.max_graph_tokens = max_graph_tokens
         self.cudnn_benchmark = cudnn_benchmark
         self.compile_vocoder = compile_vocoder
+        self.channels_last = channels_last
         self.capture_info: dict[str, Any] = {}
         self._plan: StagePlan | None = None
 
@@ -127,6 +133,8 @@ class CudaBackend(Backend):
         if callable(fold) and any(parametrize.is_parametrized(m) for m in vocoder.modules()):
             fold()
         self._voc = copy.deepcopy(vocoder).eval().to(self.device, self.dtype)
+        if self.channels_last:
+            to_channels_last(self._voc)
         self._voc_fn = torch.compile(self._voc, dynamic=True) if self.compile_vocoder else self._voc
         self._plan = plan_for(self.acoustic_model, self.dtype)
 
