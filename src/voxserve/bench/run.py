@@ -50,6 +50,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # Half the cell budgets of the default: the graph pool and one call's activations halve.
     "cuda-lean": ("cuda", {"max_graph_frames": 4096, "max_graph_tokens": 2048}),
     "cuda-cl": ("cuda", {"channels_last": True}),
+    "cuda-cl-tuned": ("cuda", {"channels_last": True, "cudnn_benchmark": True}),
     "cuda-lean-cl": ("cuda", {"max_graph_frames": 4096, "max_graph_tokens": 2048, "channels_last": True}),
     "cuda-lean-compiled": (
         "cuda",
