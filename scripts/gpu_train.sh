@@ -4,7 +4,8 @@
 #   bash scripts/gpu_train.sh MINUTES [EXTRA voxserve-train-run FLAGS...]
 #
 # Paths (all under out/, which git ignores, so the device tool can carry them):
-#   out/corpus                  the training corpus (voxserve train corpus): carry it on a machine's first call
+#   out/corpus                  the training corpus (voxserve train corpus): carry it on a machine's first call,
+#                               or out/corpus.tar.xz (tar cJf out/corpus.tar.xz -C out/corpus .) when it is too big
 #   out/train-run               the run directory. A warm machine (next call within its idle window) still
 #                               has it, with the exact checkpoint: the call resumes from it, carrying nothing.
 #   out/train-light.safetensors a light checkpoint (fp16 weights, data position, no optimizer moments), as the
@@ -24,7 +25,11 @@ corpus=${CORPUS:-out/corpus}
 run=${RUN:-out/train-run}
 light=${LIGHT:-out/train-light.safetensors}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
-[ -f "$corpus/meta.json" ] || { echo "no corpus at $corpus (carry out/corpus)"; exit 2; }
+# A corpus over the carry limit travels as out/corpus.tar.xz (about 2/3 of its size): unpack it once.
+if [ ! -f "$corpus/meta.json" ] && [ -f "$corpus.tar.xz" ]; then
+  mkdir -p "$corpus" && tar xJf "$corpus.tar.xz" -C "$corpus" && echo "unpacked $corpus.tar.xz"
+fi
+[ -f "$corpus/meta.json" ] || { echo "no corpus at $corpus (carry out/corpus or out/corpus.tar.xz)"; exit 2; }
 mkdir -p "$run"
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader

@@ -81,3 +81,51 @@ def test_plan_speakers_and_held_out_split():
     assert abs(langs["zh"] - langs["en"]) <= len(speakers)
     mixed = sum(1 for j in train if j.lang == "zh" and re.search("[A-Za-z]", j.text))
     assert 0 < mixed < 0.15 * sum(1 for j in train if j.lang == "zh")
+
+
+def test_plan_voice_spread_and_baker_variants():
+    opts = plan.Options(
+        minutes=20, blends=12, held_out_blends=2, seed=5, baker_pitches=(0.8, 1.25), voice_spread=0.3
+    )
+    speakers = plan.speakers(opts)
+    names = [s.name for s in speakers]
+    assert names[:4] == ["baker", "baker_p080", "baker_p125", "piper_joe"]
+    assert [s.blend["pitch"] for s in speakers[1:3]] == [0.8, 1.25]
+    blends = [s for s in speakers if s.name.startswith("blend")]
+    pitches = [b.blend["pitch"] for b in blends]
+    assert all(1 / 1.3 - 1e-3 <= p <= 1.3 + 1e-3 for p in pitches)
+    assert all(0.7 <= b.blend["pitch_range"] <= 1.3 and 0.9 <= b.blend["rate"] <= 1.1 for b in blends)
+    assert len(set(pitches)) == len(pitches) and min(pitches) < 0.95 < 1.05 < max(pitches)
+    # Without a spread the blends keep the packs' own voices (the earlier corpus stays reproducible).
+    plain = plan.speakers(plan.Options(blends=12, seed=5))
+    assert all("pitch" not in s.blend for s in plain)
+    jobs = plan.jobs(opts, speakers)
+    variants = {"baker_p080", "baker_p125"}
+    assert not any(j.split == "eval" and j.speaker in variants for j in jobs)  # no eval clips for them
+    seconds = collections.Counter()
+    for j in jobs:
+        if j.split == "train" and j.teacher == "baker":
+            seconds[j.speaker] += len(j.text) / j.tempo
+    assert set(seconds) == {"baker"} | variants  # baker's share split three ways
+    assert max(seconds.values()) < 1.5 * min(seconds.values())
+
+
+@pytest.mark.parametrize(
+    ("flags", "param"),
+    [
+        (["--shares", "0.5,0.5"], "shares"),
+        (["--shares", "0.5,0.5,0.5,x"], "shares"),
+        (["--baker-pitches", "0.8,3"], "baker_pitches"),
+        (["--baker-pitches", "low"], "baker_pitches"),
+        (["--voice-spread", "0.7"], "voice_spread"),
+    ],
+)
+def test_corpus_cli_refuses_bad_voice_options(tmp_path, flags, param):
+    from voxserve.cli import build_parser
+    from voxserve.errors import InvalidInput
+
+    args = build_parser().parse_args(["train", "corpus", str(tmp_path / "c"), *flags])
+    with pytest.raises(InvalidInput) as err:
+        args.train_func(args)
+    assert err.value.param == param
+    assert not (tmp_path / "c").exists()

@@ -162,6 +162,37 @@ def test_render_baker_job_end_to_end():
     assert (out["f0"] > 0).mean() > 0.3
 
 
+def test_render_applies_the_speaker_voice_and_filters_misread_kokoro_takes():
+    from voxserve.train.corpus.plan import Job
+
+    voice = {"weights": {"jf_alpha": 1.0}, "pitch": 0.8, "rate": 1.0, "pitch_range": 1.0}
+    speakers = {
+        "low": {"name": "low", "teacher": "kokoro", "lang": "zh+en", "held_out": False, "blend": voice},
+        "own": {
+            "name": "own",
+            "teacher": "kokoro",
+            "lang": "zh+en",
+            "held_out": False,
+            "blend": {**voice, "pitch": 1.0},
+        },
+        "baker": {"name": "baker", "teacher": "baker", "lang": "zh", "held_out": False},
+    }
+    text = "今天下午三点，我们在图书馆门口见面。"
+    build._init_worker(speakers, max_cer=0.9)
+    low, own = (
+        build.render(Job(f"{s}_0", s, "kokoro", "zh", text, "普通", 1.0, "train")) for s in ("low", "own")
+    )
+    voiced = [out["f0"][out["f0"] > 0] for out in (low, own)]
+    assert np.median(voiced[0]) / np.median(voiced[1]) == pytest.approx(0.8, abs=0.06)
+    # A limit every take exceeds: Kokoro's Mandarin training take is left out, with its CER.
+    build._init_worker(speakers, max_cer=-1.0)
+    out = build.render(Job("own_1", "own", "kokoro", "zh", text, "普通", 1.0, "train"))
+    assert set(out) == {"job", "filtered", "cpu_seconds"} and 0 <= out["filtered"] <= 1
+    # Eval takes and baker (native Mandarin) are never judged.
+    assert "mel" in build.render(Job("own_ref", "own", "kokoro", "zh", text, "普通", 1.0, "eval"))
+    assert "mel" in build.render(Job("baker_1", "baker", "baker", "zh", text, "普通", 1.0, "train"))
+
+
 def test_loudness_follows_energy():
     x = np.sin(np.linspace(0, 2000, 22050)).astype(np.float32) * 0.01
     quiet = build.set_loudness(x, 22050, 0.75)

@@ -124,6 +124,17 @@ def test_resume_refuses_another_corpus_unless_told(data, corpus_dir, tmp_path):
         Trainer.resume(tmp_path / "ck", other_data)
     r = Trainer.resume(tmp_path / "ck", other_data, new_corpus=True)
     assert r.step == 1 and (r.pos.epoch, r.pos.batch) == (0, 0)
+    # A warm start on a corpus with other speakers takes that corpus's speaker table.
+    meta = json.loads((other / "meta.json").read_text())
+    meta["speakers"][1]["held_out"] = True
+    (other / "meta.json").write_text(json.dumps(meta))
+    fewer = load_corpus(other)
+    names, table = fewer.speaker_table()
+    assert names == ["tiny_a"] and len(data.speaker_table()[0]) == 2
+    r = Trainer.resume(tmp_path / "ck", fewer, new_corpus=True)
+    assert r.speaker_names == names and r.config.n_speakers == 1
+    torch.testing.assert_close(r.model.speaker_table, table.to(r.model.speaker_table))
+    assert np.isfinite(r.train_step()["total"])
 
 
 def test_cli_runs_in_a_budget_and_resumes(corpus_dir, tmp_path, capsys):

@@ -188,17 +188,23 @@ class Trainer:
                 f"{directory}: checkpoint was trained on another corpus ({meta['corpus_fingerprint']} ≠ "
                 f"{data.fingerprint}); pass --new-corpus to continue on this one from its start"
             )
-        t = cls(
-            data, Config.from_dict(meta["model_config"]), TrainConfig.from_dict(meta["train_config"]), device
-        )
-        t.model.load_state_dict(_prefixed(tensors, "model."), strict=True)
+        config = Config.from_dict(meta["model_config"])
+        weights = _prefixed(tensors, "model.")
+        if new_corpus:
+            # Warm start on another corpus: its speakers replace the built-in table (the table is
+            # d-vectors, not learned, so nothing trained is lost); prosody statistics stay the run's.
+            names, table = data.speaker_table()
+            config = dataclasses.replace(config, n_speakers=len(names))
+            weights["speaker_table"] = table
+        t = cls(data, config, TrainConfig.from_dict(meta["train_config"]), device)
+        t.model.load_state_dict(weights, strict=True)
         t.aligner.load_state_dict(_prefixed(tensors, "aligner."), strict=True)
         if light:
             t.rewarm_from = meta["step"]
         else:
             t.optim.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
             t.rewarm_from = meta.get("rewarm_from")
-        t.speaker_names = list(meta["speakers"])
+        t.speaker_names = names if new_corpus else list(meta["speakers"])
         t.step, t.trained_seconds, t.frames_seen = meta["step"], meta["trained_seconds"], meta["frames_seen"]
         t.history = list(meta.get("history", []))
         if not new_corpus:

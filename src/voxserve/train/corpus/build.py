@@ -54,13 +54,14 @@ SOURCES = {
 _state: dict[str, Any] = {}
 
 
-def _init_worker(speakers: dict[str, dict[str, Any]]) -> None:
+def _init_worker(speakers: dict[str, dict[str, Any]], max_cer: float | None = None) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
     _state["speakers"] = speakers
     _state["presets"] = None
+    _state["max_cer"] = max_cer
 
 
 def _teacher(name: str) -> Any:
@@ -134,9 +135,14 @@ def render(job: planning.Job) -> dict[str, Any]:
     index = _state.setdefault("symbol_index", {s: i for i, s in enumerate(symbol_list())})
     tokens = np.array([index[s] for s in seq.symbols], dtype=np.int32)
     preset = _presets().get(job.emotion, {})
-    prosody = Prosody.for_emotion(preset, job.tempo)
+    voice = _state["speakers"][job.speaker].get("blend", {})
+    prosody = Prosody.for_emotion(preset, job.tempo).scaled(
+        voice.get("rate", 1.0), voice.get("pitch", 1.0), voice.get("pitch_range", 1.0)
+    )
     if job.teacher == "baker":
-        take = _teacher("baker").synthesize(job.text, job.emotion, job.tempo, seq)
+        take = _teacher("baker").synthesize(
+            job.text, job.emotion, job.tempo * voice.get("rate", 1.0), seq, pitch=voice.get("pitch", 1.0)
+        )
     elif job.teacher == "piper":
         take = _teacher("piper").synthesize(job.text, "en", prosody)
     else:
@@ -144,10 +150,12 @@ def render(job: planning.Job) -> dict[str, Any]:
         if job.speaker not in packs:
             from voxserve.train.corpus.teachers.kokoro import blend
 
-            b = _state["speakers"][job.speaker]["blend"]
-            packs[job.speaker] = blend(b["weights"], b.get("noise", 0.0), b.get("seed", 0))
+            packs[job.speaker] = blend(voice["weights"], voice.get("noise", 0.0), voice.get("seed", 0))
         take = _teacher("kokoro").synthesize(job.text, job.lang, packs[job.speaker], prosody)
     audio = to_corpus_audio(take.audio, take.sample_rate)
+    heard = _misread(job, audio)
+    if heard is not None:
+        return {"job": job.record(), "filtered": heard, "cpu_seconds": time.perf_counter() - t0}
     audio = set_loudness(audio, 22050, prosody.energy)
     mel = MelSpec()(audio).numpy()
     f0 = yin_f0(audio, 22050, 256)
@@ -167,6 +175,26 @@ def render(job: planning.Job) -> dict[str, Any]:
         "seconds": len(audio) / 22050,
         "cpu_seconds": time.perf_counter() - t0,
     }
+
+
+def _misread(job: planning.Job, audio: np.ndarray) -> float | None:
+    """The judge's CER when a Kokoro Mandarin training take reads worse than ``max_cer``, else None.
+
+    Kokoro's Japanese voices read Mandarin with an accent (through misaki's IPA); a student
+    learns pronunciation from every speaker, so takes the ASR judge misreads are left out.
+    Baker (native) and eval takes are never filtered.
+    """
+    limit = _state.get("max_cer")
+    if limit is None or job.teacher != "kokoro" or job.lang != "zh" or job.split != "train":
+        return None
+    if "judge" not in _state:
+        from voxserve.bench.judge import Judge
+
+        _state["judge"] = Judge(cpu_threads=1, beam_size=1)
+    from voxserve.bench.judge import cer
+
+    error = cer(job.text, _state["judge"].transcribe(audio, 22050, "zh"))
+    return error if error > limit else None
 
 
 def _write_clip(
@@ -202,10 +230,12 @@ def build(
     clips_dir: Path | None = None,
     resume: bool = False,
     max_mib: float = 38.0,
+    max_cer: float | None = None,
 ) -> dict[str, Any]:
     """Render the plan into ``out``; returns a summary (minutes per teacher, counts, timing).
 
-    Stops at ``deadline_minutes`` of wall time or when the mel data reaches ``max_mib``.
+    Stops at ``deadline_minutes`` of wall time or when the mel data reaches ``max_mib``. With
+    ``max_cer``, Kokoro Mandarin training takes the ASR judge misreads beyond it are dropped.
     """
     start = time.monotonic()
     speaker_list = planning.speakers(opts)
@@ -221,9 +251,12 @@ def build(
     cpu = 0.0
     size = sum(r["n_frames"] for r in writer.records) * 80
     failures: list[str] = []
+    filtered: list[float] = []
     stopped = "finished"
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(speakers,), maxtasksperchild=400) as pool:
+    with ctx.Pool(
+        workers, initializer=_init_worker, initargs=(speakers, max_cer), maxtasksperchild=400
+    ) as pool:
         results = pool.imap_unordered(_safe_render, todo, chunksize=1)
         for _ in range(len(todo)):
             left = deadline_minutes * 60 - (time.monotonic() - start)
@@ -235,6 +268,10 @@ def build(
             if "error" in result:
                 failures.append(result["error"])
                 log.warning("job failed: %s", result["error"])
+                continue
+            if "filtered" in result:
+                filtered.append(result["filtered"])
+                cpu += result["cpu_seconds"]
                 continue
             job = result["job"]
             writer.add(
@@ -265,7 +302,13 @@ def build(
         (clips_dir / "manifest.json").write_text(
             json.dumps(body, ensure_ascii=False, indent=1) + "\n", "utf-8"
         )
-    return summarize(out, meta, writer.records, time.monotonic() - start, stopped, failures, cpu)
+    summary = summarize(out, meta, writer.records, time.monotonic() - start, stopped, failures, cpu)
+    if max_cer is not None:
+        summary["misread_takes_left_out"] = {"max_cer": max_cer, "count": len(filtered)}
+        (out / "build_summary.json").write_text(
+            json.dumps(summary, ensure_ascii=False, indent=1) + "\n", "utf-8"
+        )
+    return summary
 
 
 def _safe_render(job: planning.Job) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """What the corpus will contain: speakers, and one job per utterance (text, emotion, tempo, split).
 
 The plan is a pure function of the options and the seed, so a stopped build resumes with the
-same jobs. Speakers: ``baker`` (zh), ``piper_joe`` (en), the five Kokoro voices, and Kokoro
-blends (``blend_NNN``: Dirichlet-weighted mixes of the five packs plus a small constant offset);
-the first ``held_out_blends`` blends are held out (eval only). Every teacher voice also gets a
+same jobs. Speakers: ``baker`` (zh) and its pitch variants (``baker_pNNN``: the same native
+Mandarin reading with the F0 level scaled), ``piper_joe`` (en), the five Kokoro voices, and
+Kokoro blends (``blend_NNN``: Dirichlet-weighted mixes of the five packs plus a small constant
+offset, each with a voice of its own: an F0 level, an F0 range and a speaking rate drawn per
+blend, because five packs, four of them young women, span too little for a d-vector to tell
+their mixes apart); the first ``held_out_blends`` blends are held out (eval only). Every teacher voice also gets a
 few eval utterances whose texts come from a reserved slice of each sentence list, never used
 for training. Jobs are ordered round-robin over speakers (eval jobs first), so a build cut short
 by its deadline still covers every speaker evenly.
@@ -11,6 +14,7 @@ by its deadline still covers every speaker evenly.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -41,14 +45,22 @@ class Options:
     seed: int = 0
     """Seed for blends, text choice, emotions and tempo."""
     shares: tuple[float, float, float, float] = (0.2, 0.12, 0.2, 0.48)
-    """Fractions of ``minutes`` for baker, piper, the five Kokoro voices, the training blends."""
+    """Fractions of ``minutes`` for baker (with its variants), piper, the five Kokoro voices, the
+    training blends."""
+    baker_pitches: tuple[float, ...] = ()
+    """F0 multipliers of the baker variants (each a speaker sharing baker's share)."""
+    voice_spread: float = 0.0
+    """0: blends keep the packs' own F0 and rate. s > 0: each blend draws an F0 level
+    log-uniform in [1/(1+s), 1+s], an F0 range in [1-s, 1+s] and a rate in [1-s/3, 1+s/3]."""
     mixed_fraction: float = 0.05
     """Share of Mandarin utterances with English words in them."""
 
 
 @dataclass(frozen=True)
 class Speaker:
-    """One corpus speaker; ``blend`` holds a Kokoro mix (weights, noise, seed) or is empty."""
+    """One corpus speaker. ``blend`` holds its voice: for Kokoro a mix (weights, noise, seed) and,
+    for any teacher, optional ``pitch`` / ``pitch_range`` / ``rate`` multipliers; empty for a
+    teacher's own voice."""
 
     name: str
     teacher: str
@@ -86,7 +98,11 @@ class Job:
 def speakers(opts: Options) -> list[Speaker]:
     """All speakers of the plan, held-out blends included."""
     rng = random.Random(opts.seed * 7919 + 1)
-    out = [Speaker("baker", "baker", "zh"), Speaker("piper_joe", "piper", "en")]
+    out = [Speaker("baker", "baker", "zh")]
+    out += [
+        Speaker(f"baker_p{round(p * 100):03d}", "baker", "zh", blend={"pitch": p}) for p in opts.baker_pitches
+    ]
+    out.append(Speaker("piper_joe", "piper", "en"))
     out += [Speaker(f"kokoro_{v}", "kokoro", "zh+en", blend={"weights": {v: 1.0}}) for v in VOICES]
     for i in range(opts.blends):
         raw = [rng.gammavariate(0.6, 1.0) for _ in VOICES]
@@ -97,6 +113,11 @@ def speakers(opts: Options) -> list[Speaker]:
             "noise": round(rng.uniform(0.0, 0.15), 3),
             "seed": rng.randrange(1 << 30),
         }
+        if opts.voice_spread > 0:
+            s = opts.voice_spread
+            blend["pitch"] = round(math.exp(rng.uniform(-math.log1p(s), math.log1p(s))), 3)
+            blend["pitch_range"] = round(rng.uniform(1 - s, 1 + s), 3)
+            blend["rate"] = round(rng.uniform(1 - s / 3, 1 + s / 3), 3)
         out.append(
             Speaker(f"blend_{i:03d}", "kokoro", "zh+en", held_out=i < opts.held_out_blends, blend=blend)
         )
@@ -159,8 +180,8 @@ def jobs(opts: Options, speaker_list: list[Speaker] | None = None) -> list[Job]:
     eval_jobs: list[Job] = []
     for i, s in enumerate(spk):
         langs = ["zh", "en"] if s.lang == "zh+en" else [s.lang]
-        if s.name.startswith("blend") and not s.held_out:
-            continue  # training blends need no eval clips
+        if (s.teacher == "baker" and s.blend) or (s.name.startswith("blend") and not s.held_out):
+            continue  # training blends and baker's variants need no eval clips
         n_eval = 4 if s.held_out else 2
         for k in range(n_eval):
             lang = langs[(k + i) % len(langs)]
@@ -178,7 +199,7 @@ def jobs(opts: Options, speaker_list: list[Speaker] | None = None) -> list[Job]:
                 text = f"{text} {texts.take(name, 'eval', 6, 12)}"
             eval_jobs.append(Job(f"{s.name}_ref", s.name, s.teacher, lang, text, NEUTRAL, 1.0, "eval", True))
     budget = {
-        "baker": opts.shares[0] * opts.minutes * 60,
+        "baker": opts.shares[0] * opts.minutes * 60 / (1 + len(opts.baker_pitches)),
         "piper": opts.shares[1] * opts.minutes * 60,
         "kokoro_voice": opts.shares[2] * opts.minutes * 60 / len(VOICES),
         "blend": opts.shares[3] * opts.minutes * 60 / max(1, opts.blends - opts.held_out_blends),

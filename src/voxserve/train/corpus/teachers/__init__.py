@@ -42,6 +42,10 @@ class Prosody:
             energy=preset.get("energy", 1.0),
         )
 
+    def scaled(self, speed: float = 1.0, pitch: float = 1.0, pitch_range: float = 1.0) -> Prosody:
+        """These multipliers times a voice's own (a synthetic speaker's rate, F0 level and range)."""
+        return Prosody(self.speed * speed, self.pitch * pitch, self.pitch_range * pitch_range, self.energy)
+
 
 NEUTRAL = Prosody()
 """No change from the voice's own reading."""

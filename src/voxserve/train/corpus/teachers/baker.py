@@ -107,8 +107,10 @@ class BakerTeacher:
         """The pack's emotion prosody presets (label → multipliers)."""
         return dict(self._voice.config.prosody_presets)
 
-    def synthesize(self, text: str, emotion: str, tempo: float, student: PhoneSequence | None = None) -> Take:
-        """Render a normalized Mandarin sentence with an emotion preset and a tempo factor.
+    def synthesize(
+        self, text: str, emotion: str, tempo: float, student: PhoneSequence | None = None, pitch: float = 1.0
+    ) -> Take:
+        """Render a normalized Mandarin sentence with an emotion preset, a tempo and an F0 factor.
 
         With ``student`` (the EmotiVoice sequence of the same text) the take carries
         ``token_seconds`` for it when the mapping is exact.
@@ -119,7 +121,7 @@ class BakerTeacher:
         if len(seqs) != 1:
             raise ValueError(f"baker splits {text!r} into {len(seqs)} sentences")
         seq = self._voice.frontend.phonemize(seqs[0])
-        params = SynthesisParams.create(speed=tempo, emotion=emotion)
+        params = SynthesisParams.create(speed=tempo, pitch=pitch, emotion=emotion)
         rendered = self._voice.render([seq], params.model_controls(self._voice.config.prosody_presets))[0]
         seconds = None
         if student is not None:
