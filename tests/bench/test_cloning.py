@@ -87,6 +87,29 @@ def test_every_emotion_has_an_intended_direction():
     assert all(any(v.values()) for v in d.values())
 
 
+def test_confusion_table_per_output_and_per_voice():
+    from voxserve.bench.cloning import confusion_table
+
+    ref = np.eye(3)[:, :3].astype(np.float32)  # three orthogonal references a, b, c
+
+    def out(voice, *v):
+        e = np.array(v, np.float32)
+        return {"voice": voice, "embedding": e / np.linalg.norm(e)}
+
+    outputs = [
+        out("a", 1, 0.1, 0),
+        out("a", 0.4, 0.6, 0),  # one output of a lands nearer b ...
+        out("b", 0, 1, 0.2),
+        out("c", 0.1, 0, 1),
+        out("c", 1, 0, 0.05),  # ... and c's outputs average out nearer a
+        {"voice": "c", "embedding": None},
+    ]
+    table, closest, voices = confusion_table(["a", "b", "c"], ref, outputs)
+    assert closest == [True, False, True, True, False]
+    assert voices == [True, True, False]
+    assert table.shape == (3, 3) and np.argmax(table[0]) == 0 and np.argmax(table[2]) == 0
+
+
 def test_bench_runs_and_reports_everything(eval_dir, tiny_pack, tmp_path):
     from voxserve.bench.cli import build_parser, main
 
@@ -103,7 +126,8 @@ def test_bench_runs_and_reports_everything(eval_dir, tiny_pack, tmp_path):
     lat = r["latency_ms"]
     assert lat["new_voice_p50"] > 0 and lat["registered_voice_p50"] > 0 and len(lat["new_voice"]) == 2
     assert r["cer_zh"] is None and r["wer_en"] is None  # --quick skips the ASR judge
-    assert set(r["pass"]) == {"cosine", "confusion", "cer_zh", "wer_en", "emotion"}
+    assert set(r["pass"]) == {"cosine", "confusion", "voice_confusion", "cer_zh", "wer_en", "emotion"}
+    assert r["voices_closest_to_own_reference"] in (0.0, 0.5, 1.0)
     md = (tmp_path / "cloning.md").read_text()
     assert "| mean cosine" in md and "## Confusion" in md and "## Emotion" in md
     assert all(math.isfinite(v["pitch"]["log_ratio"]) or True for v in r["emotion"].values())

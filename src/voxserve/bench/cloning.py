@@ -278,6 +278,26 @@ def _log_ratio(a: float, b: float) -> float:
     return math.log(a / b)
 
 
+def confusion_table(
+    names: list[str], ref: np.ndarray, outputs: list[dict[str, Any]]
+) -> tuple[np.ndarray, list[bool], list[bool]]:
+    """(mean cosine [voices, references], per output: closest to its own reference?, per voice: is
+    the row's highest mean cosine its own reference?). ``ref`` holds unit d-vectors in ``names``
+    order; outputs without an embedding are left out. A single output's d-vector is noisy (the
+    same speaker's utterances spread over about 0.1 of cosine), so both views are reported."""
+    confusion = np.full((len(names), len(names)), np.nan)
+    closest: list[bool] = []
+    voice_closest: list[bool] = []
+    for i, name in enumerate(names):
+        embs = [o["embedding"] for o in outputs if o["voice"] == name and o["embedding"] is not None]
+        if embs:
+            sims = np.stack(embs) @ ref.T
+            confusion[i] = sims.mean(0)
+            closest += [bool(np.argmax(s) == i) for s in sims]
+            voice_closest.append(bool(np.argmax(confusion[i]) == i))
+    return confusion, closest, voice_closest
+
+
 def _summarize(
     voices: list[EvalVoice],
     refs: list[np.ndarray],
@@ -290,15 +310,7 @@ def _summarize(
     quick: bool,
 ) -> dict[str, Any]:
     names = [v.name for v in voices]
-    ref = np.stack(refs)
-    confusion = np.full((len(voices), len(voices)), np.nan)
-    closest = []
-    for i, name in enumerate(names):
-        embs = [o["embedding"] for o in outputs if o["voice"] == name and o["embedding"] is not None]
-        if embs:
-            sims = np.stack(embs) @ ref.T
-            confusion[i] = sims.mean(0)
-            closest += [bool(np.argmax(s) == i) for s in sims]
+    confusion, closest, voice_closest = confusion_table(names, np.stack(refs), outputs)
     cos = [o["cosine"] for o in outputs if math.isfinite(o["cosine"])]
 
     def mean_error(lang: str) -> float | None:
@@ -316,6 +328,14 @@ def _summarize(
         "mean_cosine": mean_cos,
         "outputs_embedded": f"{len(cos)}/{len(outputs)}",
         "closest_to_own_reference": round(float(np.mean(closest)), 4) if closest else None,
+        "voices_closest_to_own_reference": (
+            round(float(np.mean(voice_closest)), 4) if voice_closest else None
+        ),
+        "voices_confused": [
+            {"voice": names[i], "closest": names[int(np.nanargmax(confusion[i]))]}
+            for i, ok in enumerate(voice_closest)
+            if not ok
+        ],
         "confusion": {
             "rows_outputs_of": names,
             "cols_reference": names,
@@ -339,6 +359,7 @@ def _summarize(
     result["pass"] = {
         "cosine": mean_cos is not None and mean_cos >= TARGETS["cosine"],
         "confusion": result["closest_to_own_reference"] == 1.0,
+        "voice_confusion": result["voices_closest_to_own_reference"] == 1.0,
         "cer_zh": cer_zh is not None and cer_zh <= TARGETS["cer_zh"],
         "wer_en": wer_en is not None and wer_en <= TARGETS["wer_en"],
         "emotion": result["emotions_ok"] == len(emotion),
