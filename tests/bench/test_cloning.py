@@ -131,3 +131,24 @@ def test_bench_runs_and_reports_everything(eval_dir, tiny_pack, tmp_path):
     md = (tmp_path / "cloning.md").read_text()
     assert "| mean cosine" in md and "## Confusion" in md and "## Emotion" in md
     assert all(math.isfinite(v["pitch"]["log_ratio"]) or True for v in r["emotion"].values())
+
+
+def test_teacher_ceiling_reads_the_corpus_eval_utterances(tmp_path):
+    from voxserve.bench.cloning import teacher_ceiling
+    from voxserve.train.corpus.format import Corpus, write_tiny_corpus
+
+    write_tiny_corpus(tmp_path / "c", n=24, seed=2)
+    corpus = Corpus.open(tmp_path / "c")
+    evals = [u for u in corpus if u.split == "eval"]
+    speakers = sorted({u.speaker for u in evals} | {"tiny_a"})
+    # References: each speaker's mean d-vector (the tiny corpus clusters d-vectors by speaker).
+    ref = np.stack(
+        [np.mean([np.asarray(u.dvector, np.float32) for u in corpus if u.speaker == s], 0) for s in speakers]
+    )
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    names = [f"{s}_zh" for s in speakers]
+    own = teacher_ceiling(tmp_path / "c", names, ref)
+    assert own["utterances"] == len([u for u in evals if u.speaker in speakers]) > 0
+    assert own["closest_to_own_reference"] == 1.0
+    swapped = teacher_ceiling(tmp_path / "c", names, ref[::-1].copy())
+    assert swapped["closest_to_own_reference"] < 1.0

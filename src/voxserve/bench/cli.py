@@ -52,6 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pack", default="clone", help="cloning: the pack cloned voices render with (default: clone)"
     )
+    p.add_argument(
+        "--teacher-corpus",
+        default=None,
+        help="cloning: the training corpus; adds how often the teachers' own held-out utterances "
+        "are closest to their voice's reference (the ceiling of the confusion table)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +150,7 @@ def _cloning(args: argparse.Namespace) -> None:
         quick=bool(args.quick),
         judge=bool(args.judge) or not args.quick,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        teacher_corpus=args.teacher_corpus,
     )
     _write(args.out, "cloning", r, to_markdown(r))
 

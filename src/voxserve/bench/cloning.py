@@ -179,8 +179,14 @@ def bench_cloning(
     quick: bool = False,
     judge: bool = True,
     progress: Callable[[str], None] = lambda line: None,
+    teacher_corpus: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark (see the module docstring); returns a JSON-able result."""
+    """Run the benchmark (see the module docstring); returns a JSON-able result.
+
+    With ``teacher_corpus`` (the corpus the pack was trained on) the result also says how often
+    the teachers' own held-out utterances of each voice are closest to that voice's reference:
+    what a perfect clone of the teacher would score on the per-output confusion.
+    """
     from voxserve import TTS
     from voxserve.cloning.registry import VoiceConfig, VoiceRegistry
     from voxserve.cloning.store import open_store
@@ -234,7 +240,30 @@ def bench_cloning(
         progress("measuring emotions")
         emotion = _emotions(tts, ids[: 1 if quick else 2], sentences, rate)
 
-    return _summarize(voices, refs, outputs, emotion, new_ms, registered_ms, pack, device, quick)
+    result = _summarize(voices, refs, outputs, emotion, new_ms, registered_ms, pack, device, quick)
+    if teacher_corpus is not None:
+        result["teacher_closest_to_own_reference"] = teacher_ceiling(
+            teacher_corpus, [v.name for v in voices], np.stack(refs)
+        )
+    return result
+
+
+def teacher_ceiling(corpus_dir: str | Path, names: list[str], ref: np.ndarray) -> dict[str, Any]:
+    """Among the corpus's eval utterances of the evaluated voices (their reference takes left out),
+    the share whose d-vector is closest to its own voice's reference. A voice ``blend_003_zh``
+    is corpus speaker ``blend_003``."""
+    from voxserve.train.corpus.format import Corpus
+
+    speaker_of = {n: n.rsplit("_", 1)[0] if n.endswith(("_zh", "_en")) else n for n in names}
+    row = {s: i for i, s in enumerate(speaker_of.values())}
+    hits: list[bool] = []
+    for u in Corpus.open(corpus_dir):
+        if u.split != "eval" or u.speaker not in row or u.id.endswith("_ref"):
+            continue
+        v = np.asarray(u.dvector, np.float32)
+        hits.append(int(np.argmax(ref @ (v / np.linalg.norm(v)))) == row[u.speaker])
+    share = round(float(np.mean(hits)), 4) if hits else None
+    return {"utterances": len(hits), "closest_to_own_reference": share}
 
 
 def _judge() -> Any:

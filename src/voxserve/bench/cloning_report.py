@@ -29,6 +29,14 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"| {mark[ok['confusion']]} |",
         f"| voices whose outputs are, on average, closest to their own reference | 1.0 | "
         f"{_fmt(r['voices_closest_to_own_reference'])} | {mark[ok['voice_confusion']]} |",
+        *(
+            [
+                "| the teachers' own held-out utterances closest to their reference (ceiling, "
+                f"{c['utterances']} utterances) | — | {_fmt(c['closest_to_own_reference'])} | |"
+            ]
+            if (c := r.get("teacher_closest_to_own_reference"))
+            else []
+        ),
         f"| Mandarin CER (Whisper base) | ≤ {t['cer_zh']} | {_fmt(r['cer_zh'])} | {mark[ok['cer_zh']]} |",
         f"| English WER (Whisper base) | ≤ {t['wer_en']} | {_fmt(r['wer_en'])} | {mark[ok['wer_en']]} |",
         f"| emotion labels moving pitch, energy, tempo as intended | {len(r['emotion'])} | {r['emotions_ok']} "
