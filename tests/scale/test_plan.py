@@ -25,6 +25,7 @@ from voxserve.scale.sizing_report import build_table, markdown, update_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 H100_RUN = ROOT / "docs" / "benchmarks" / "sizing" / "h100-run"
+H200_RUN = ROOT / "docs" / "benchmarks" / "sizing" / "h200-run"
 
 
 def level(c: int, p99: float, requests: int = 10, errors: int = 0) -> Level:
@@ -116,6 +117,16 @@ def test_committed_h100_table_matches_the_h100_run():
     assert h100.search_streams == 828 and h100.one_stream_p99_ms == 7.48
     # The fitted curve agrees with the load test's own search at its target.
     assert capacity_at(h100, h100.search_slo_ms).streams == h100.search_streams
+
+
+def test_committed_h200_table_matches_the_h200_run():
+    h200 = load_tables(default_tables_dir())["h200"]
+    assert json.loads(Path(h200.source).read_text()) == build_table(H200_RUN, "h200", measured=h200.measured)
+    assert h200.search_streams == 897 and h200.one_stream_p99_ms == 8.67
+    assert capacity_at(h200, h200.search_slo_ms).streams == h200.search_streams
+    # Both rows come from the same server configuration.
+    flags = {(run / "serve-flags.txt").read_text().strip() for run in (H100_RUN, H200_RUN)}
+    assert flags == {"serve flags: --workers 3"}
 
 
 def test_plan_on_the_h100_table():
