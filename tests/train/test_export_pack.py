@@ -125,3 +125,19 @@ def test_store_offers_the_clone_voice_once_weights_exist(exported, monkeypatch):
 def test_export_refuses_a_missing_checkpoint(tmp_path):
     with pytest.raises(InvalidInput, match="no checkpoint"):
         export(tmp_path, tmp_path / "w")
+
+
+def test_the_shipped_clone_weights_are_in_the_tree_and_load():
+    """The trained voice is part of the release: fp16 safetensors ≤ 60 MB whose config builds the model."""
+    from voxserve.models.clone import Config, Model
+
+    d = convert.weights_dir()
+    assert convert.weights_present(d), f"{d}: the trained clone weights are missing"
+    size = (d / "acoustic.safetensors").stat().st_size
+    assert size <= 60e6
+    tensors = load_file(str(d / "acoustic.safetensors"))
+    assert {t.dtype for k, t in tensors.items() if k != "speaker_table"} <= {torch.float16}
+    info = json.loads((d / "acoustic.json").read_text())
+    model = Model(Config.from_dict(info["config"]))
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    assert info["training"]["step"] > 0
