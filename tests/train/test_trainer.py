@@ -164,3 +164,34 @@ def test_eval_reports_the_held_out_split(data):
     ev = t.evaluate()
     assert {"mel", "duration", "pitch", "energy", "align", "total"} <= ev.keys()
     assert all(np.isfinite(v) for v in ev.values())
+
+
+def test_leave_out_drops_one_teachers_training_language(corpus_dir, data, tmp_path):
+    from voxserve.cli import build_parser
+    from voxserve.train.corpus.format import Corpus
+
+    records = Corpus.open(corpus_dir).records
+    langs = {(r["lang"], r["split"]) for r in records}
+    assert ("zh", "train") in langs and ("en", "train") in langs
+    fewer = load_corpus(corpus_dir, leave_out=[("tiny", "zh")])
+    dropped = sum(1 for r in records if r["split"] == "train" and r["lang"] == "zh")
+    assert len(fewer) == len(data) - dropped and dropped > 0
+    assert int((~fewer.is_train).sum()) == int((~data.is_train).sum())  # eval utterances stay
+    assert fewer.fingerprint != data.fingerprint
+    assert len(load_corpus(corpus_dir, leave_out=[("kokoro", "zh")])) == len(data)  # no such teacher
+    args = build_parser().parse_args(
+        [
+            "train",
+            "run",
+            "--corpus",
+            str(corpus_dir),
+            "--out",
+            str(tmp_path / "r"),
+            "--minutes",
+            "1",
+            "--leave-out",
+            "tiny",
+        ]
+    )
+    with pytest.raises(InvalidInput, match="leave-out"):
+        args.train_func(args)

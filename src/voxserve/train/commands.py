@@ -34,6 +34,13 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--new-corpus", action="store_true", help="resume on a changed corpus, from its first batch"
     )
+    p.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="TEACHER:LANG",
+        help="skip this teacher's training utterances in this language (repeatable; e.g. kokoro:zh)",
+    )
     p.add_argument("--size", default="base", help="model size for a new run: base (default) or tiny")
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -89,7 +96,15 @@ def run_command(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         t0 = time.perf_counter()
-        data = load_corpus(args.corpus, device=device)
+        leave_out = []
+        for spec in args.leave_out:
+            teacher, _, lang = spec.partition(":")
+            if not teacher or lang not in ("zh", "en"):
+                raise InvalidInput(
+                    f"--leave-out {spec!r}: expected TEACHER:zh or TEACHER:en", param="leave_out"
+                )
+            leave_out.append((teacher, lang))
+        data = load_corpus(args.corpus, device=device, leave_out=leave_out)
         log(
             f"corpus {args.corpus}: {len(data)} utterances ({int(data.is_train.sum())} train), "
             f"{int(data.n_frames.sum())} frames, fingerprint {data.fingerprint}, loaded in "

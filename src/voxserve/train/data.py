@@ -287,10 +287,24 @@ class TrainData:
         )
 
 
-def load_corpus(path: str | Path, device: str | torch.device = "cpu") -> TrainData:
-    """Read a corpus directory (:mod:`voxserve.train.corpus.format`) into a :class:`TrainData`."""
+def load_corpus(
+    path: str | Path, device: str | torch.device = "cpu", leave_out: Iterable[tuple[str, str]] = ()
+) -> TrainData:
+    """Read a corpus directory (:mod:`voxserve.train.corpus.format`) into a :class:`TrainData`.
+
+    ``leave_out`` holds (teacher, lang) pairs whose training utterances are not loaded (eval ones
+    stay), e.g. ``("kokoro", "zh")``: a run that learns Mandarin only from native teachers. The
+    fingerprint covers what is loaded, so such a run is a corpus of its own.
+    """
     from voxserve.train.corpus.format import Corpus
 
     corpus = Corpus.open(Path(path))
-    items = ((corpus[i], str(corpus.records[i]["split"])) for i in range(len(corpus)))
+    teacher = {s["name"]: s.get("teacher", "") for s in corpus.meta["speakers"]}
+    skip = set(leave_out)
+    keep = [
+        i
+        for i, r in enumerate(corpus.records)
+        if r["split"] != "train" or (teacher.get(r["speaker"], ""), r["lang"]) not in skip
+    ]
+    items = ((corpus[i], str(corpus.records[i]["split"])) for i in keep)
     return TrainData.from_utterances(dict(corpus.meta), items, device)
